@@ -1,0 +1,227 @@
+//! The pipeline benchmark: `stedi run` on landing sets of several sizes, side by side
+//! with the DuckDB reference of the same contract, in one session.
+//!
+//! ```sh
+//! cargo bench --bench pipeline                       # sample, scale.py ×10 and ×100
+//! cargo bench --bench pipeline -- --sets sample,x100,gen100000 --runs 5
+//! cargo bench --bench pipeline -- --sets x1000 --runs 1 --no-reference
+//! ```
+//!
+//! Sets: `sample` (the real public sample), `xK` (`scale.py` K times the sample),
+//! `genN` (`stedi generate --customers N`). Inputs are made once and cached under
+//! `$STEDI_BENCH_DIR` (default: the system temp folder). Every run gets a fresh
+//! lakehouse whose landing folders hold hard links to the input files, so only
+//! `stedi run` is timed. Wall time and CPU time are medians over the runs; peak memory
+//! is the largest resident set of the process (from `wait4`). The reference needs
+//! `python3` with `duckdb` (`pip install duckdb`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use stedi::ingest::feed::Source;
+use stedi::lakehouse::{Lakehouse, layout};
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+}
+
+/// Runs a command to completion and measures it.
+fn measure(cmd: &mut Command) -> Measured {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid we just got.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(pid > 0, "wait4 failed for {cmd:?}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed with status {status}"
+    );
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Measured {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+fn sample() -> PathBuf {
+    std::env::var_os("STEDI_SAMPLE").map_or_else(|| shared().join("stedi-data"), PathBuf::from)
+}
+
+/// Makes (or finds cached) the input folder of a set.
+fn input(set: &str, cache: &Path) -> PathBuf {
+    if set == "sample" {
+        return sample();
+    }
+    let dir = cache.join(set);
+    if dir.join(".complete").exists() {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("preparing {set} in {} …", dir.display());
+    let ok = if let Some(k) = set.strip_prefix('x') {
+        Command::new("python3")
+            .arg(shared().join("bench/scale.py"))
+            .arg(sample())
+            .arg(&dir)
+            .arg(k)
+            .status()
+    } else if let Some(n) = set.strip_prefix("gen") {
+        Command::new(env!("CARGO_BIN_EXE_stedi"))
+            .args(["--quiet", "generate", "--customers", n, "--out"])
+            .arg(&dir)
+            .status()
+    } else {
+        panic!("unknown set {set}: use sample, xK or genN");
+    };
+    assert!(ok.is_ok_and(|s| s.success()), "preparing {set} failed");
+    std::fs::write(dir.join(".complete"), "").unwrap();
+    dir
+}
+
+fn json_files(root: &Path, source: Source) -> Vec<PathBuf> {
+    for dir in [
+        root.join(source.name()).join("landing"),
+        root.join(source.name()),
+    ] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !files.is_empty() {
+            files.sort();
+            return files;
+        }
+    }
+    Vec::new()
+}
+
+/// A fresh lakehouse whose landing folders hold hard links to the input files.
+fn fresh_lakehouse(input: &Path, at: &Path, runtime: &tokio::runtime::Runtime) -> u64 {
+    let _ = std::fs::remove_dir_all(at);
+    runtime
+        .block_on(Lakehouse::create(at.to_str().unwrap()))
+        .unwrap();
+    let mut lines = 0u64;
+    for source in Source::ALL {
+        let folder = at.join(layout::landing_folder(source).as_ref());
+        std::fs::create_dir_all(&folder).unwrap();
+        for file in json_files(input, source) {
+            let dest = folder.join(file.file_name().unwrap());
+            std::fs::hard_link(&file, &dest)
+                .or_else(|_| std::fs::copy(&file, &dest).map(|_| ()))
+                .unwrap();
+            lines += bytecount_lines(&file);
+        }
+    }
+    lines
+}
+
+fn bytecount_lines(file: &Path) -> u64 {
+    let bytes = std::fs::read(file).unwrap();
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sets = value("--sets").unwrap_or_else(|| "sample,x10,x100".into());
+    let runs: usize = value("--runs").map_or(3, |r| r.parse().unwrap());
+    let reference = !args.iter().any(|a| a == "--no-reference");
+    let cache = std::env::var_os("STEDI_BENCH_DIR")
+        .map_or_else(|| std::env::temp_dir().join("stedi-bench"), PathBuf::from);
+    std::fs::create_dir_all(&cache).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    println!(
+        "| set | input lines | stedi wall (median) | lines/s | stedi CPU/wall | stedi peak RSS | DuckDB wall (median) | DuckDB peak RSS | stedi / DuckDB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for set in sets.split(',') {
+        let input = input(set, &cache);
+        let lakehouse = cache.join(format!("lakehouse-{set}"));
+        let (mut walls, mut cpus, mut rss, mut lines) = (Vec::new(), Vec::new(), 0, 0);
+        for _ in 0..runs {
+            lines = fresh_lakehouse(&input, &lakehouse, &runtime);
+            let m = measure(
+                Command::new(env!("CARGO_BIN_EXE_stedi"))
+                    .args(["--quiet", "--lakehouse"])
+                    .arg(&lakehouse)
+                    .arg("run"),
+            );
+            eprintln!("{set}: stedi {:.3}s", m.wall.as_secs_f64());
+            walls.push(m.wall);
+            cpus.push(m.cpu);
+            rss = rss.max(m.max_rss_kib);
+        }
+        let _ = std::fs::remove_dir_all(&lakehouse);
+        let wall = median(walls);
+        let cpu = median(cpus);
+        let (mut ref_walls, mut ref_rss) = (Vec::new(), 0);
+        if reference {
+            for _ in 0..runs {
+                let m = measure(
+                    Command::new("python3")
+                        .arg(shared().join("bench/reference_duckdb.py"))
+                        .arg(&input)
+                        .stderr(std::process::Stdio::null()),
+                );
+                eprintln!("{set}: duckdb {:.3}s", m.wall.as_secs_f64());
+                ref_walls.push(m.wall);
+                ref_rss = ref_rss.max(m.max_rss_kib);
+            }
+        }
+        let (ref_wall, ratio) = if ref_walls.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
+            let w = median(ref_walls);
+            (
+                format!("{:.3} s", w.as_secs_f64()),
+                format!("{:.2}", wall.as_secs_f64() / w.as_secs_f64()),
+            )
+        };
+        println!(
+            "| {set} | {lines} | {:.3} s | {:.0} | {:.2} | {} MiB | {ref_wall} | {} | {ratio} |",
+            wall.as_secs_f64(),
+            lines as f64 / wall.as_secs_f64(),
+            cpu.as_secs_f64() / wall.as_secs_f64(),
+            rss / 1024,
+            if ref_rss > 0 {
+                format!("{} MiB", ref_rss / 1024)
+            } else {
+                "-".into()
+            },
+        );
+    }
+}

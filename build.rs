@@ -1,0 +1,39 @@
+//! Embeds every SQL model under `sql/<zone>/<table>.sql` into the binary, so that adding
+//! a table is adding a file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-changed=sql");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut models = Vec::new();
+    for zone in ["trusted", "curated"] {
+        let dir = root.join(zone);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "sql") {
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                if let Some(name) = name {
+                    models.push((zone, name, path));
+                }
+            }
+        }
+    }
+    models.sort();
+    let mut out = String::from("&[\n");
+    for (zone, name, path) in models {
+        let _ = writeln!(
+            out,
+            "    EmbeddedModel {{ zone: {zone:?}, name: {name:?}, file: \"sql/{zone}/{name}.sql\", sql: include_str!({:?}) }},",
+            path.display().to_string()
+        );
+    }
+    out.push_str("]\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("models.rs");
+    std::fs::write(dest, out).expect("OUT_DIR is writable");
+}

@@ -1,0 +1,145 @@
+//! The command line: flags and subcommands, and how an error reaches the user.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::ingest::feed::Source;
+use crate::serve::query::Format;
+use crate::transform::ConsentPolicy;
+
+/// stedi: a lakehouse for STEDI step-trainer and phone sensor data.
+///
+/// Raw JSON feeds are landed, ingested into typed landing tables, and curated zone by
+/// zone (landing → trusted → curated) into Delta Lake tables, keeping only data of
+/// customers who consented to research.
+#[derive(Debug, Parser)]
+#[command(name = "stedi", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Where the lakehouse lives: a local folder, `file:///path` or `s3://bucket/prefix`.
+    #[arg(
+        long,
+        global = true,
+        env = "STEDI_LAKEHOUSE",
+        default_value = "./lakehouse"
+    )]
+    pub lakehouse: String,
+
+    /// Show no progress bars (they are never shown when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy raw JSON files, verbatim, into `landing/<source>/` of the lakehouse.
+    Land {
+        /// Which feed the files belong to.
+        source: Source,
+        /// Newline-delimited JSON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Ingest newly landed files, then build the trusted and curated tables.
+    Run {
+        /// Which readings of a consenting customer may be used.
+        #[arg(long, value_enum, default_value_t = ConsentPolicy::AnyTime)]
+        consent: ConsentPolicy,
+    },
+    /// Run a read-only SQL query over every table by name.
+    Sql {
+        /// The query, e.g. "SELECT count(*) FROM machine_learning_curated".
+        query: String,
+        /// `table` for people; `csv` and `json` (one object per row) for scripts.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List every table: zone, name, rows, Delta version and location.
+    Tables,
+    /// Write a deterministic synthetic landing set shaped like the real feeds.
+    Generate {
+        /// Folder to write `customer/`, `accelerometer/` and `step_trainer/` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of customers.
+        #[arg(long, default_value_t = 1000)]
+        customers: u64,
+        /// Seed: the same seed and size give the same bytes.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Generate data, land it and run the pipeline in a fresh lakehouse, then print counts.
+    Demo {
+        /// Number of customers to generate.
+        #[arg(long, default_value_t = 1000)]
+        customers: u64,
+    },
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code:
+/// 0 on success, 1 on an error (printed with a hint), 2 on a usage error, 130 on Ctrl-C.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = crate::commands::run(cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(crate::error::StediError::Interrupted),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            if matches!(e, crate::error::StediError::Interrupted) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEDI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error as `error: …`, its causes, and a `hint: …` after a blank line.
+pub fn report(e: &crate::error::StediError) {
+    use std::error::Error as _;
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    let mut last = e.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    if let Some(hint) = e.hint() {
+        eprintln!("\nhint: {hint}");
+    }
+}

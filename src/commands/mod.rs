@@ -1,0 +1,108 @@
+//! One function per subcommand: open the lakehouse, do the work, print the result.
+//! Data goes to stdout; notes and progress go to stderr.
+
+mod demo;
+mod tables;
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Result, StediError};
+use crate::lakehouse::Lakehouse;
+use crate::progress::Progress;
+use crate::{generate, land, pipeline, serve};
+
+pub use tables::{TableRow, list_tables, print_tables};
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let progress = Progress::for_terminal(cli.quiet);
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Land { source, files } => {
+            let lakehouse = Lakehouse::create(&cli.lakehouse).await?;
+            for landed in land::land(&lakehouse, source, &files).await? {
+                match landed {
+                    land::Landed::Copied { path, bytes } => {
+                        writeln!(stdout, "landed {path} ({bytes} bytes)")
+                    }
+                    land::Landed::AlreadyLanded { path } => {
+                        writeln!(stdout, "already landed {path} (same content)")
+                    }
+                }
+                .map_err(output)?;
+            }
+            eprintln!("next: `stedi run` ingests what was landed");
+        }
+        Command::Run { consent } => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            let report = pipeline::run(&lakehouse, consent, &progress).await?;
+            for (source, s) in &report.ingest.sources {
+                if s.files > 0 {
+                    let quarantined: u64 = s.quarantined.values().sum();
+                    let reasons: Vec<String> = s
+                        .quarantined
+                        .iter()
+                        .map(|(r, n)| format!("{n} {r}"))
+                        .collect();
+                    let why = if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", reasons.join(", "))
+                    };
+                    eprintln!(
+                        "ingested {} {source} file(s): {} rows, {quarantined} quarantined{why}",
+                        s.files, s.rows
+                    );
+                }
+            }
+            if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
+                eprintln!("nothing new since the last run; no table changed");
+            }
+            print_tables(&mut stdout, &list_tables(&lakehouse).await?)?;
+        }
+        Command::Sql { query, format } => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            serve::query::run(&lakehouse, &query, format, &mut stdout).await?;
+        }
+        Command::Tables => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            print_tables(&mut stdout, &list_tables(&lakehouse).await?)?;
+        }
+        Command::Generate {
+            out,
+            customers,
+            seed,
+        } => {
+            let stage = progress.step("generate");
+            let summary = tokio::task::spawn_blocking(move || {
+                let options = generate::GenerateOptions { customers, seed };
+                let written = std::sync::atomic::AtomicU64::new(0);
+                generate::generate(&out, &options, &|n| {
+                    let total = written.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                    stage.message(format!("{} MiB", total >> 20));
+                })
+            })
+            .await
+            .map_err(|e| StediError::Output(e.to_string()))??;
+            writeln!(
+                stdout,
+                "wrote {} customer records, {} accelerometer readings, {} step-trainer readings in {} files ({} bytes)",
+                summary.customer_records,
+                summary.accelerometer_readings,
+                summary.step_trainer_readings,
+                summary.files.len(),
+                summary.bytes
+            )
+            .map_err(output)?;
+        }
+        Command::Demo { customers } => {
+            demo::demo(&cli.lakehouse, customers, &progress, &mut stdout).await?;
+        }
+    }
+    Ok(())
+}
+
+fn output(e: std::io::Error) -> StediError {
+    StediError::Output(e.to_string())
+}

@@ -1,0 +1,282 @@
+//! Writing Delta tables the way every stedi table is written: data files first, then one
+//! commit that makes them visible.
+//!
+//! Splitting "write files" from "commit" is what lets a run build every table before
+//! publishing any, lets ingestion record which batch of files a commit holds (an
+//! application transaction in the same commit), and lets files written elsewhere (a
+//! cluster's executors) be committed from one place.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use crate::error::{Result, StediError};
+use crate::lakehouse::Lakehouse;
+use crate::lakehouse::layout::TableId;
+
+/// Files roll over at this size, so a large table is many files that scan in parallel.
+const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// Key under which a commit records what it was built from (see [`fingerprint`]).
+pub const FINGERPRINT_KEY: &str = "stedi.fingerprint";
+
+/// Data files written to a table's folder but not yet committed: invisible to readers
+/// until [`commit_append`] or [`commit_replace`] publishes them.
+#[derive(Debug, Clone)]
+pub struct StagedFiles {
+    /// The files, as Delta `add` actions with their statistics.
+    pub adds: Vec<Add>,
+    /// The schema the files were written with.
+    pub schema: SchemaRef,
+}
+
+impl StagedFiles {
+    /// Rows in the staged files, from their statistics.
+    pub fn rows(&self) -> u64 {
+        self.adds
+            .iter()
+            .filter_map(|a| a.get_stats().ok().flatten())
+            .map(|s| s.num_records.max(0) as u64)
+            .sum()
+    }
+
+    /// Merges files staged by several writers for the same table.
+    pub fn merge(schema: SchemaRef, parts: impl IntoIterator<Item = Vec<Add>>) -> Self {
+        StagedFiles {
+            adds: parts.into_iter().flatten().collect(),
+            schema,
+        }
+    }
+}
+
+/// A writer of data files into a table's folder.
+pub struct FileWriter {
+    inner: DeltaWriter,
+    written: bool,
+}
+
+impl FileWriter {
+    /// A writer for `table`, whose files will hold `schema`.
+    pub fn new(table: &DeltaTable, schema: SchemaRef) -> Self {
+        let config = WriterConfig::new(
+            schema,
+            Vec::new(),
+            None,
+            NonZeroU64::new(TARGET_FILE_SIZE),
+            None,
+            DataSkippingNumIndexedCols::NumColumns(
+                deltalake::table::config::DEFAULT_NUM_INDEX_COLS,
+            ),
+            None,
+        );
+        FileWriter {
+            inner: DeltaWriter::new(table.log_store().object_store(None), config),
+            written: false,
+        }
+    }
+
+    /// Writes a batch (empty batches are skipped).
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), DeltaTableError> {
+        if batch.num_rows() > 0 {
+            self.written = true;
+            self.inner.write(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the files and returns their `add` actions (none when nothing was written).
+    pub async fn close(self) -> Result<Vec<Add>, DeltaTableError> {
+        if !self.written {
+            return Ok(Vec::new());
+        }
+        self.inner.close().await
+    }
+}
+
+/// Opens a table, creating it empty with `schema` when it does not exist yet, so that
+/// every table of the contract is visible (with zero rows) from the first run.
+pub async fn ensure_table(
+    lakehouse: &Lakehouse,
+    id: &TableId,
+    schema: &SchemaRef,
+) -> Result<DeltaTable> {
+    if let Some(table) = lakehouse.load_table(id).await? {
+        return Ok(table);
+    }
+    let columns = delta_columns(schema).map_err(|e| StediError::delta(&id.name, e))?;
+    let handle = lakehouse.table_handle(id).await?;
+    handle
+        .create()
+        .with_table_name(id.name.clone())
+        .with_columns(columns.fields().cloned())
+        .with_save_mode(SaveMode::Ignore)
+        .await
+        .map_err(|e| StediError::delta(&id.name, e))
+}
+
+fn delta_columns(schema: &SchemaRef) -> Result<StructType, DeltaTableError> {
+    let columns: StructType = schema.as_ref().try_into_kernel()?;
+    Ok(columns)
+}
+
+/// Publishes staged files by appending them in one commit, together with application
+/// transactions (`txn` actions) that say which batch of work the commit completes.
+pub async fn commit_append(
+    table: &mut DeltaTable,
+    name: &str,
+    staged: StagedFiles,
+    transactions: Vec<Transaction>,
+    metadata: HashMap<String, Value>,
+) -> Result<i64> {
+    let actions = staged.adds.into_iter().map(Action::Add).collect();
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    commit(table, name, actions, operation, transactions, metadata).await
+}
+
+/// Publishes staged files as the whole new content of the table, in one commit. A table
+/// that does not exist yet, or whose schema changed, is created or replaced in that commit.
+pub async fn commit_replace(
+    lakehouse: &Lakehouse,
+    id: &TableId,
+    staged: StagedFiles,
+    metadata: HashMap<String, Value>,
+) -> Result<i64> {
+    let err = |e| StediError::delta(&id.name, e);
+    let columns = delta_columns(&staged.schema).map_err(err)?;
+    let existing = lakehouse.load_table(id).await?;
+    let same_schema = match &existing {
+        Some(t) => t.snapshot().map_err(err)?.schema().as_ref() == &columns,
+        None => false,
+    };
+    if let (Some(mut table), true) = (existing, same_schema) {
+        let snapshot = table.snapshot().map_err(err)?;
+        let removes: Vec<Action> = snapshot
+            .snapshot()
+            .file_views(table.log_store().as_ref(), None)
+            .map_ok(|f| Action::Remove(f.remove_action(true)))
+            .try_collect()
+            .await
+            .map_err(err)?;
+        let mut actions = removes;
+        actions.extend(staged.adds.into_iter().map(Action::Add));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: None,
+            predicate: None,
+        };
+        return commit(
+            &mut table,
+            &id.name,
+            actions,
+            operation,
+            Vec::new(),
+            metadata,
+        )
+        .await;
+    }
+    let handle = lakehouse.table_handle(id).await?;
+    let table = handle
+        .create()
+        .with_table_name(id.name.clone())
+        .with_columns(columns.fields().cloned())
+        .with_save_mode(SaveMode::Overwrite)
+        .with_actions(staged.adds.into_iter().map(Action::Add))
+        .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+        .await
+        .map_err(err)?;
+    Ok(version(&table))
+}
+
+async fn commit(
+    table: &mut DeltaTable,
+    name: &str,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    transactions: Vec<Transaction>,
+    metadata: HashMap<String, Value>,
+) -> Result<i64> {
+    let err = |e| StediError::delta(name, e);
+    let properties = CommitProperties::default()
+        .with_metadata(metadata)
+        .with_application_transactions(transactions);
+    let version = {
+        let snapshot = table.snapshot().map_err(err)?;
+        CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(|e| err(e.into()))?
+            .version()
+    };
+    table.update_state().await.map_err(err)?;
+    Ok(version as i64)
+}
+
+/// The metadata the latest commit of a table recorded under `key`, if any.
+pub async fn last_commit_value(table: &DeltaTable, key: &str) -> Result<Option<Value>> {
+    let mut history = table.history(Some(1));
+    let latest = history
+        .try_next()
+        .await
+        .map_err(|e| StediError::delta(table.table_url().to_string(), e))?;
+    Ok(latest.and_then(|info| info.info.get(key).cloned()))
+}
+
+/// The version of the table's latest commit.
+pub fn version(table: &DeltaTable) -> i64 {
+    table.version().map_or(-1, |v| v as i64)
+}
+
+/// The latest application-transaction version recorded for `app_id` (see [`commit_append`]).
+pub async fn transaction_version(
+    table: &DeltaTable,
+    name: &str,
+    app_id: &str,
+) -> Result<Option<i64>> {
+    table
+        .snapshot()
+        .map_err(|e| StediError::delta(name, e))?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await
+        .map_err(|e| StediError::delta(name, e))
+}
+
+/// Rows in the current version, from file statistics (no data is read).
+pub fn row_count(table: &DeltaTable) -> Option<u64> {
+    let snapshot = table.snapshot().ok()?;
+    let log = snapshot.log_data();
+    let mut rows = 0u64;
+    for file in log.iter() {
+        rows += file.num_records()? as u64;
+    }
+    Some(rows)
+}
+
+/// Makes a table's current version readable by name in a DataFusion session.
+pub async fn register(
+    ctx: &datafusion::prelude::SessionContext,
+    name: &str,
+    table: &DeltaTable,
+) -> Result<()> {
+    let err = |e| StediError::delta(name, e);
+    table.update_datafusion_session(&ctx.state()).map_err(err)?;
+    let provider = table.table_provider().await.map_err(|e| err(e.into()))?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, provider)?;
+    Ok(())
+}

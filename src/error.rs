@@ -1,0 +1,149 @@
+//! Every failure a user can see, with the hint that tells them what to do next.
+//!
+//! Each stage reports its own precise variant; `main` prints the message, then the
+//! causes, then the hint, and exits non-zero. A user mistake never panics.
+
+use std::path::PathBuf;
+
+/// Errors of every stedi command.
+#[derive(Debug, thiserror::Error)]
+pub enum StediError {
+    /// The lakehouse location does not hold a lakehouse yet.
+    #[error("no lakehouse at `{location}`")]
+    NoLakehouse {
+        /// The location as the user gave it.
+        location: String,
+    },
+    /// The lakehouse location cannot be understood or opened.
+    #[error("cannot use `{location}` as a lakehouse: {reason}")]
+    BadLocation {
+        /// The location as the user gave it.
+        location: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A file the user named cannot be read.
+    #[error("cannot read `{path}`: {source}")]
+    ReadInput {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A folder or file cannot be written.
+    #[error("cannot write to `{path}`: {reason}")]
+    Unwritable {
+        /// Where the write failed.
+        path: String,
+        /// The cause.
+        reason: String,
+    },
+    /// A file with the same name but other content was landed before.
+    #[error("`{name}` is already landed in `landing/{source_name}/` with different content")]
+    LandConflict {
+        /// The source feed.
+        source_name: String,
+        /// The file name.
+        name: String,
+    },
+    /// `stedi run` found nothing landed at all.
+    #[error("nothing is landed in `{location}`")]
+    NothingLanded {
+        /// The lakehouse location.
+        location: String,
+    },
+    /// A query could not be planned or run.
+    #[error("{message}")]
+    Query {
+        /// DataFusion's message, cleaned up.
+        message: String,
+        /// A hint that depends on what went wrong.
+        hint: Option<String>,
+    },
+    /// A transformation model failed.
+    #[error("model `{model}` failed: {message}")]
+    Model {
+        /// The model (table) name.
+        model: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The model files refer to each other in a cycle or to unknown tables.
+    #[error("{0}")]
+    Dag(String),
+    /// A Delta table could not be read or written.
+    #[error("table `{table}`: {source}")]
+    Delta {
+        /// The table name.
+        table: String,
+        /// The cause.
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    /// Object storage failed.
+    #[error("storage: {source}")]
+    Storage {
+        /// The cause.
+        #[from]
+        source: object_store::Error,
+    },
+    /// Query engine failure outside a model.
+    #[error("query engine: {source}")]
+    Engine {
+        /// The cause.
+        #[from]
+        source: datafusion::error::DataFusionError,
+    },
+    /// Generating a synthetic landing set failed.
+    #[error(transparent)]
+    Generate(#[from] crate::generate::GenerateError),
+    /// The run was stopped by the user.
+    #[error("interrupted")]
+    Interrupted,
+    /// An output could not be written to stdout.
+    #[error("cannot write output: {0}")]
+    Output(String),
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = StediError> = std::result::Result<T, E>;
+
+impl StediError {
+    /// What the user can do about it, shown as `hint:` under the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StediError::NoLakehouse { .. } => Some(
+                "land files with `stedi land SOURCE FILE...` or try `stedi demo`; pass `--lakehouse` (or set `STEDI_LAKEHOUSE`) to use another location".into(),
+            ),
+            StediError::BadLocation { .. } => Some(
+                "use a local folder, `file:///path` or `s3://bucket/prefix`".into(),
+            ),
+            StediError::ReadInput { .. } => Some("check the path and that you may read it".into()),
+            StediError::Unwritable { .. } => Some(
+                "choose a folder you can write to with `--lakehouse`, or fix its permissions".into(),
+            ),
+            StediError::LandConflict { .. } => Some(
+                "landed files are immutable; give the new file a new name and land it again".into(),
+            ),
+            StediError::NothingLanded { .. } => Some(
+                "land files first: `stedi land customer customers.json`, or try `stedi demo`".into(),
+            ),
+            StediError::Query { hint, .. } => hint.clone(),
+            StediError::Model { .. } => Some(
+                "the model's SQL is in `sql/`; tables keep their previous version until a run succeeds".into(),
+            ),
+            StediError::Interrupted => Some(
+                "no table was left half-written; run `stedi run` again to carry on".into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Wraps a Delta error with the table it concerns.
+    pub fn delta(table: impl Into<String>, source: deltalake::DeltaTableError) -> Self {
+        StediError::Delta {
+            table: table.into(),
+            source,
+        }
+    }
+}

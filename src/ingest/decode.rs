@@ -1,0 +1,506 @@
+//! Newline-delimited JSON lines → typed Arrow rows, one line at a time.
+//!
+//! A line either becomes exactly one row or exactly one [`Rejected`] record with the
+//! reason; nothing is dropped silently and nothing aborts. Unknown fields are ignored,
+//! blank lines are skipped.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::feed::{FieldSpec, Kind, Source};
+
+/// Why a landed record was quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The line is not valid JSON (or not UTF-8).
+    MalformedJson,
+    /// The line is valid JSON but not an object.
+    NotAnObject,
+    /// A known field holds a value of the wrong type.
+    WrongType,
+    /// A required field is absent, null or empty.
+    MissingField,
+}
+
+impl Reason {
+    /// The stable code stored in the `reason` column of `quarantine`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MalformedJson => "malformed_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::WrongType => "wrong_type",
+            Reason::MissingField => "missing_field",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A landed line that could not be typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// 1-based line number in its file.
+    pub line: u64,
+    /// Why.
+    pub reason: Reason,
+    /// A sentence naming the field and the offending value.
+    pub detail: String,
+    /// The line as landed (invalid UTF-8 replaced).
+    pub raw: String,
+}
+
+/// A JSON value as far as a feed field cares.
+#[derive(Debug)]
+enum Scalar<'de> {
+    Absent,
+    Null,
+    Str(Cow<'de, str>),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+    Object,
+    Array,
+}
+
+impl Scalar<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Scalar::Absent | Scalar::Null => "null".into(),
+            Scalar::Str(s) => {
+                let shown: String = s.chars().take(40).collect();
+                let more = if s.chars().count() > 40 { "…" } else { "" };
+                format!("string \"{shown}{more}\"")
+            }
+            Scalar::Int(i) => format!("number {i}"),
+            Scalar::UInt(u) => format!("number {u}"),
+            Scalar::Float(f) => format!("number {f}"),
+            Scalar::Bool(b) => format!("{b}"),
+            Scalar::Object => "an object".into(),
+            Scalar::Array => "an array".into(),
+        }
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Array)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Maps a key to the index of the feed field it names, without allocating.
+struct KeySeed(&'static [FieldSpec]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|f| f.name == v))
+    }
+}
+
+/// Reads one JSON object into `values`, one slot per feed field.
+struct RowVisitor<'v, 'de> {
+    fields: &'static [FieldSpec],
+    values: &'v mut Vec<Scalar<'de>>,
+}
+
+impl<'de> Visitor<'de> for RowVisitor<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed(self.fields))? {
+            match key {
+                // A repeated key: the last value wins, as in most JSON readers.
+                Some(i) => self.values[i] = map.next_value()?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A typed value ready to append.
+enum Typed<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Real(f64),
+}
+
+enum Column {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Real(Float64Builder),
+}
+
+/// Decodes the lines of one landed file into landing-table batches.
+pub struct Decoder {
+    source: Source,
+    file: String,
+    columns: Vec<Column>,
+    file_column: StringBuilder,
+    lines: Int64Builder,
+    rows: usize,
+}
+
+impl Decoder {
+    /// A decoder for lines of `file` (its path within the lakehouse, kept as lineage).
+    pub fn new(source: Source, file: impl Into<String>) -> Self {
+        let columns = source
+            .fields()
+            .iter()
+            .map(|f| match f.kind {
+                Kind::Text => Column::Text(StringBuilder::new()),
+                Kind::EpochMs | Kind::Integer => Column::Int(Int64Builder::new()),
+                Kind::Real => Column::Real(Float64Builder::new()),
+            })
+            .collect();
+        Decoder {
+            source,
+            file: file.into(),
+            columns,
+            file_column: StringBuilder::new(),
+            lines: Int64Builder::new(),
+            rows: 0,
+        }
+    }
+
+    /// Rows decoded since the last [`Decoder::finish`].
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Decodes one line (without its newline). Blank lines return `Ok(false)`, a decoded
+    /// row `Ok(true)`, a bad record its [`Rejected`].
+    pub fn decode_line(&mut self, line: &[u8], line_no: u64) -> Result<bool, Rejected> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
+        }
+        let fields = self.source.fields();
+        let mut values: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
+        let reject = |reason: Reason, detail: String| Rejected {
+            line: line_no,
+            reason,
+            detail,
+            raw: String::from_utf8_lossy(line).into_owned(),
+        };
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let parsed = de
+            .deserialize_map(RowVisitor {
+                fields,
+                values: &mut values,
+            })
+            .and_then(|()| de.end());
+        if let Err(e) = parsed {
+            return Err(if e.is_data() {
+                reject(Reason::NotAnObject, format!("expected a JSON object: {e}"))
+            } else {
+                reject(Reason::MalformedJson, format!("malformed JSON: {e}"))
+            });
+        }
+        let mut typed = Vec::with_capacity(fields.len());
+        for (spec, value) in fields.iter().zip(&values) {
+            match check(spec, value) {
+                Ok(t) => typed.push(t),
+                Err((reason, detail)) => return Err(reject(reason, detail)),
+            }
+        }
+        for (column, value) in self.columns.iter_mut().zip(typed) {
+            match (column, value) {
+                (Column::Text(b), Typed::Text(s)) => b.append_value(s),
+                (Column::Text(b), _) => b.append_null(),
+                (Column::Int(b), Typed::Int(i)) => b.append_value(i),
+                (Column::Int(b), _) => b.append_null(),
+                (Column::Real(b), Typed::Real(r)) => b.append_value(r),
+                (Column::Real(b), _) => b.append_null(),
+            }
+        }
+        self.file_column.append_value(&self.file);
+        self.lines.append_value(line_no as i64);
+        self.rows += 1;
+        Ok(true)
+    }
+
+    /// Hands out the decoded rows as one batch and starts afresh.
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| match c {
+                Column::Text(b) => Arc::new(b.finish()) as ArrayRef,
+                Column::Int(b) => Arc::new(b.finish()) as ArrayRef,
+                Column::Real(b) => Arc::new(b.finish()) as ArrayRef,
+            })
+            .collect();
+        arrays.push(Arc::new(self.file_column.finish()));
+        arrays.push(Arc::new(self.lines.finish()));
+        self.rows = 0;
+        // The arrays are built from the schema's own field list, so they always match it.
+        RecordBatch::try_new(self.source.landing_schema(), arrays)
+            .unwrap_or_else(|e| unreachable!("landing batch does not match its schema: {e}"))
+    }
+}
+
+/// Checks one field's value against its spec.
+fn check<'a>(spec: &FieldSpec, value: &'a Scalar<'_>) -> Result<Typed<'a>, (Reason, String)> {
+    let name = spec.name;
+    let wrong = |expected: &str| {
+        (
+            Reason::WrongType,
+            format!(
+                "field `{name}`: expected {expected}, found {}",
+                value.describe()
+            ),
+        )
+    };
+    match value {
+        Scalar::Absent if spec.required => {
+            return Err((
+                Reason::MissingField,
+                format!("missing required field `{name}`"),
+            ));
+        }
+        Scalar::Null if spec.required => {
+            return Err((
+                Reason::MissingField,
+                format!("required field `{name}` is null"),
+            ));
+        }
+        Scalar::Absent | Scalar::Null => return Ok(Typed::Null),
+        _ => {}
+    }
+    match spec.kind {
+        Kind::Text => match value {
+            Scalar::Str(s) if spec.required && s.trim().is_empty() => Err((
+                Reason::MissingField,
+                format!("required field `{name}` is empty"),
+            )),
+            Scalar::Str(s) => Ok(Typed::Text(s.as_ref())),
+            _ => Err(wrong("a string")),
+        },
+        Kind::EpochMs | Kind::Integer => {
+            let expected = if spec.kind == Kind::EpochMs {
+                "an integer (epoch milliseconds)"
+            } else {
+                "an integer"
+            };
+            match *value {
+                Scalar::Int(i) => Ok(Typed::Int(i)),
+                Scalar::UInt(u) => i64::try_from(u)
+                    .map(Typed::Int)
+                    .map_err(|_| wrong(expected)),
+                Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Ok(Typed::Int(f as i64))
+                }
+                _ => Err(wrong(expected)),
+            }
+        }
+        Kind::Real => match *value {
+            Scalar::Int(i) => Ok(Typed::Real(i as f64)),
+            Scalar::UInt(u) => Ok(Typed::Real(u as f64)),
+            Scalar::Float(f) => Ok(Typed::Real(f)),
+            _ => Err(wrong("a number")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+
+    fn one(source: Source, line: &str) -> Result<RecordBatch, Rejected> {
+        let mut d = Decoder::new(source, "landing/test/f.json");
+        d.decode_line(line.as_bytes(), 7)?;
+        Ok(d.finish())
+    }
+
+    #[test]
+    fn a_valid_reading_becomes_one_typed_row_with_lineage() {
+        let batch = one(
+            Source::Accelerometer,
+            r#"{"user":"A@b.com","timestamp":1655564444103,"x":1.0,"y":-1,"z":0.5,"extra":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(0).as_string::<i32>().value(0), "A@b.com");
+        assert_eq!(
+            batch.column(1).as_primitive::<Int64Type>().value(0),
+            1655564444103
+        );
+        assert_eq!(batch.column(3).as_primitive::<Float64Type>().value(0), -1.0);
+        assert_eq!(batch.column(6).as_primitive::<Int64Type>().value(0), 7);
+    }
+
+    #[test]
+    fn absent_optional_fields_are_null() {
+        let batch = one(Source::Customer, r#"{"email":"a@b.com"}"#).unwrap();
+        assert!(batch.column(0).is_null(0));
+        assert!(batch.column(7).is_null(0));
+    }
+
+    #[test]
+    fn each_fault_is_rejected_with_its_reason() {
+        let cases = [
+            (
+                Source::Accelerometer,
+                r#"{"user":"a","timestamp":1,"x":1"#,
+                Reason::MalformedJson,
+            ),
+            (Source::Accelerometer, r#"[1,2,3]"#, Reason::NotAnObject),
+            (
+                Source::Accelerometer,
+                r#""just a string""#,
+                Reason::NotAnObject,
+            ),
+            (
+                Source::Accelerometer,
+                r#"{"user":"a","timestamp":1,"x":"abc","y":1,"z":1}"#,
+                Reason::WrongType,
+            ),
+            (
+                Source::Customer,
+                r#"{"email":"a@b","lastUpdateDate":"yesterday"}"#,
+                Reason::WrongType,
+            ),
+            (Source::Customer, r#"{"email":null}"#, Reason::MissingField),
+            (Source::Customer, r#"{"email":"   "}"#, Reason::MissingField),
+            (
+                Source::Customer,
+                r#"{"customerName":"x"}"#,
+                Reason::MissingField,
+            ),
+            (
+                Source::StepTrainer,
+                r#"{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":1.5}"#,
+                Reason::WrongType,
+            ),
+            (
+                Source::StepTrainer,
+                r#"{"sensorReadingTime":1,"serialNumber":"s"}"#,
+                Reason::MissingField,
+            ),
+            (
+                Source::StepTrainer,
+                r#"{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":1} trailing"#,
+                Reason::MalformedJson,
+            ),
+        ];
+        for (source, line, reason) in cases {
+            let err = one(source, line).expect_err(line);
+            assert_eq!(err.reason, reason, "{line}: {}", err.detail);
+            assert_eq!(err.raw, line);
+            assert_eq!(err.line, 7);
+        }
+    }
+
+    #[test]
+    fn the_detail_names_the_field_and_the_value() {
+        let err = one(
+            Source::Customer,
+            r#"{"email":"a@b","lastUpdateDate":"yesterday"}"#,
+        )
+        .unwrap_err();
+        assert!(err.detail.contains("`lastUpdateDate`"), "{}", err.detail);
+        assert!(err.detail.contains("\"yesterday\""), "{}", err.detail);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_carriage_returns_ignored() {
+        let mut d = Decoder::new(Source::StepTrainer, "f");
+        assert_eq!(d.decode_line(b"   ", 1), Ok(false));
+        let line = b"{\"sensorReadingTime\":1,\"serialNumber\":\"s\",\"distanceFromObject\":2}\r";
+        assert_eq!(d.decode_line(line, 2), Ok(true));
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn a_rejected_line_leaves_no_partial_row() {
+        let mut d = Decoder::new(Source::Accelerometer, "f");
+        assert!(
+            d.decode_line(br#"{"user":"a","timestamp":1,"x":1,"y":"no","z":1}"#, 1)
+                .is_err()
+        );
+        assert!(
+            d.decode_line(br#"{"user":"a","timestamp":1,"x":1,"y":2,"z":1}"#, 2)
+                .is_ok()
+        );
+        let batch = d.finish();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(2).len(), 1);
+    }
+}

@@ -1,0 +1,147 @@
+//! The three raw feeds: their names, their fields and the typed schema of their landing tables.
+//!
+//! This is the one declaration of what a valid record is; the decoder and the landing
+//! tables both read it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+/// A source feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Source {
+    /// Customer records, with research consent dates.
+    Customer,
+    /// Phone accelerometer readings.
+    Accelerometer,
+    /// Step-trainer distance readings.
+    StepTrainer,
+}
+
+/// What a field holds, which decides how its JSON value is checked and stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A JSON string.
+    Text,
+    /// Epoch milliseconds: a JSON integer (an integral float is accepted).
+    EpochMs,
+    /// An integer measurement.
+    Integer,
+    /// A JSON number, stored as a double.
+    Real,
+}
+
+/// A field of a feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// Name as written in the feed (case-sensitive).
+    pub name: &'static str,
+    /// How the value is checked and stored.
+    pub kind: Kind,
+    /// Whether a record without it (or with `null`) is quarantined.
+    pub required: bool,
+}
+
+const fn field(name: &'static str, kind: Kind, required: bool) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        required,
+    }
+}
+
+const CUSTOMER: &[FieldSpec] = &[
+    field("customerName", Kind::Text, false),
+    field("email", Kind::Text, true),
+    field("phone", Kind::Text, false),
+    field("birthDay", Kind::Text, false),
+    field("serialNumber", Kind::Text, false),
+    field("registrationDate", Kind::EpochMs, false),
+    field("lastUpdateDate", Kind::EpochMs, false),
+    field("shareWithResearchAsOfDate", Kind::EpochMs, false),
+    field("shareWithPublicAsOfDate", Kind::EpochMs, false),
+    field("shareWithFriendsAsOfDate", Kind::EpochMs, false),
+];
+
+const ACCELEROMETER: &[FieldSpec] = &[
+    field("user", Kind::Text, true),
+    field("timestamp", Kind::EpochMs, true),
+    field("x", Kind::Real, true),
+    field("y", Kind::Real, true),
+    field("z", Kind::Real, true),
+];
+
+const STEP_TRAINER: &[FieldSpec] = &[
+    field("sensorReadingTime", Kind::EpochMs, true),
+    field("serialNumber", Kind::Text, true),
+    field("distanceFromObject", Kind::Integer, true),
+];
+
+/// Lineage columns every landing table carries: which landed file and line a row came from.
+pub const FILE_COLUMN: &str = "_file";
+/// See [`FILE_COLUMN`].
+pub const LINE_COLUMN: &str = "_line";
+
+impl Source {
+    /// Every source, in the order they are ingested.
+    pub const ALL: [Source; 3] = [Source::Customer, Source::Accelerometer, Source::StepTrainer];
+
+    /// The feed's name, as in `landing/<name>/` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Customer => "customer",
+            Source::Accelerometer => "accelerometer",
+            Source::StepTrainer => "step_trainer",
+        }
+    }
+
+    /// The typed landing table of this feed.
+    pub fn landing_table(self) -> &'static str {
+        match self {
+            Source::Customer => "customer_landing",
+            Source::Accelerometer => "accelerometer_landing",
+            Source::StepTrainer => "step_trainer_landing",
+        }
+    }
+
+    /// The feed's fields.
+    pub fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            Source::Customer => CUSTOMER,
+            Source::Accelerometer => ACCELEROMETER,
+            Source::StepTrainer => STEP_TRAINER,
+        }
+    }
+
+    /// Parses a source name as written in a landing folder.
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The schema of the landing table: the feed's fields, typed, plus lineage.
+    pub fn landing_schema(self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .fields()
+            .iter()
+            .map(|f| {
+                let data_type = match f.kind {
+                    Kind::Text => DataType::Utf8,
+                    Kind::EpochMs | Kind::Integer => DataType::Int64,
+                    Kind::Real => DataType::Float64,
+                };
+                Field::new(f.name, data_type, !f.required)
+            })
+            .collect();
+        fields.push(Field::new(FILE_COLUMN, DataType::Utf8, false));
+        fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
+        Arc::new(Schema::new(fields))
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,356 @@
+//! Ingest: every landed file not ingested before → typed landing tables and quarantine.
+//!
+//! Per source, new files form a batch: registered in the ledger first, decoded in
+//! parallel (one worker per core, each streaming its files and writing its own data
+//! files), then published by one quarantine commit and one landing commit, both marked
+//! with the batch number. A run killed anywhere resumes the half-done batch exactly.
+
+pub mod decode;
+pub mod feed;
+pub mod ledger;
+pub mod quarantine;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use crate::delta::{self, FileWriter, StagedFiles};
+use crate::error::{Result, StediError};
+use crate::lakehouse::Lakehouse;
+use crate::lakehouse::layout::{self, TableId, Zone};
+use crate::progress::{Progress, Stage};
+use decode::Decoder;
+use feed::Source;
+use ledger::Ledger;
+use quarantine::Quarantined;
+
+/// Rows per landing batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 128 * 1024;
+
+/// What ingesting one source did in this run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceIngest {
+    /// Files ingested (including a resumed batch).
+    pub files: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Rows added to the landing table.
+    pub rows: u64,
+    /// Records sent to quarantine, per reason.
+    pub quarantined: BTreeMap<&'static str, u64>,
+}
+
+/// What ingestion did, per source.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    /// Per source, in ingestion order.
+    pub sources: Vec<(Source, SourceIngest)>,
+}
+
+impl IngestReport {
+    /// Whether any new data was published.
+    pub fn changed(&self) -> bool {
+        self.sources.iter().any(|(_, s)| s.files > 0)
+    }
+}
+
+/// A point at which a test can stop ingestion, to prove that a killed run resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAfter {
+    /// Stop after the ledger registered a batch, before anything else.
+    Register,
+    /// Stop after the quarantine commit, before the landing commit.
+    Quarantine,
+}
+
+/// Ingests every new landed file of every source.
+pub async fn ingest(lakehouse: &Lakehouse, progress: &Progress) -> Result<IngestReport> {
+    ingest_until(lakehouse, progress, None).await
+}
+
+/// [`ingest`], optionally stopping early with [`StediError::Interrupted`] (for tests).
+pub async fn ingest_until(
+    lakehouse: &Lakehouse,
+    progress: &Progress,
+    stop: Option<StopAfter>,
+) -> Result<IngestReport> {
+    let mut ledger = Ledger::load(lakehouse).await?;
+    let quarantine_id = layout::quarantine();
+    let mut quarantine =
+        delta::ensure_table(lakehouse, &quarantine_id, &quarantine::schema()).await?;
+    let mut report = IngestReport::default();
+    for source in Source::ALL {
+        let landing_id = TableId::new(Zone::Landing, source.landing_table());
+        let mut landing =
+            delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
+        let mut done = SourceIngest::default();
+        let app = ledger::app_id(source);
+        let published = delta::transaction_version(&landing, &landing_id.name, &app)
+            .await?
+            .unwrap_or(0);
+
+        // A batch registered by a run that did not finish: redo exactly its files.
+        if let Some((batch, files)) = ledger.last_batch(source).filter(|(n, _)| *n > published) {
+            let files: Vec<Path> = files.iter().map(|f| Path::from(f.as_str())).collect();
+            tracing::info!(%source, batch, files = files.len(), "resuming an unfinished batch");
+            let metas = heads(lakehouse, &files).await?;
+            let part = ingest_batch(
+                lakehouse,
+                source,
+                batch,
+                &metas,
+                &mut landing,
+                &mut quarantine,
+                progress,
+                stop,
+            )
+            .await?;
+            merge(&mut done, part);
+        }
+
+        let new: Vec<_> = lakehouse
+            .landed_files(source)
+            .await?
+            .into_iter()
+            .filter(|f| !ledger.contains(f.location.as_ref()))
+            .collect();
+        if !new.is_empty() {
+            let batch = ledger.register(source, &new).await?;
+            if stop == Some(StopAfter::Register) {
+                return Err(StediError::Interrupted);
+            }
+            let part = ingest_batch(
+                lakehouse,
+                source,
+                batch,
+                &new,
+                &mut landing,
+                &mut quarantine,
+                progress,
+                stop,
+            )
+            .await?;
+            merge(&mut done, part);
+        }
+        report.sources.push((source, done));
+    }
+    Ok(report)
+}
+
+fn merge(into: &mut SourceIngest, part: SourceIngest) {
+    into.files += part.files;
+    into.bytes += part.bytes;
+    into.rows += part.rows;
+    for (reason, n) in part.quarantined {
+        *into.quarantined.entry(reason).or_insert(0) += n;
+    }
+}
+
+async fn heads(lakehouse: &Lakehouse, files: &[Path]) -> Result<Vec<object_store::ObjectMeta>> {
+    let mut metas = Vec::with_capacity(files.len());
+    for f in files {
+        match lakehouse.store().head(f).await {
+            Ok(meta) => metas.push(meta),
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StediError::Unwritable {
+                    path: f.to_string(),
+                    reason: "this landed file was registered for ingestion but is gone; landed files must not be removed".into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(metas)
+}
+
+/// Decodes one batch of files and publishes it: quarantine commit, then landing commit.
+#[allow(clippy::too_many_arguments)]
+async fn ingest_batch(
+    lakehouse: &Lakehouse,
+    source: Source,
+    batch: i64,
+    files: &[object_store::ObjectMeta],
+    landing: &mut DeltaTable,
+    quarantine: &mut DeltaTable,
+    progress: &Progress,
+    stop: Option<StopAfter>,
+) -> Result<SourceIngest> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let stage = progress.bytes(&format!("ingest {source}"), total);
+    let landing_name = source.landing_table();
+
+    // Decode in parallel: each worker streams whole files and writes its own data files.
+    let next = Arc::new(AtomicUsize::new(0));
+    let files: Arc<Vec<object_store::ObjectMeta>> = Arc::new(files.to_vec());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers.min(files.len()).max(1) {
+        let (next, files, store, stage) = (
+            next.clone(),
+            files.clone(),
+            lakehouse.store().clone(),
+            stage.clone(),
+        );
+        let mut writer = FileWriter::new(landing, source.landing_schema());
+        tasks.push(tokio::spawn(async move {
+            let mut rejected = Quarantined::default();
+            let mut rows = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(meta) = files.get(i) else { break };
+                rows +=
+                    decode_file(&store, source, meta, &mut writer, &mut rejected, &stage).await?;
+            }
+            let adds = writer
+                .close()
+                .await
+                .map_err(|e| StediError::delta(landing_name, e))?;
+            Ok::<_, StediError>((adds, rejected, rows))
+        }));
+    }
+    let mut adds = Vec::new();
+    let mut rejected = Quarantined::default();
+    let mut rows = 0;
+    for task in tasks {
+        let (a, r, n) = task
+            .await
+            .map_err(|e| StediError::Output(e.to_string()))??;
+        adds.push(a);
+        rejected.extend(r);
+        rows += n;
+    }
+    let reasons = rejected.reasons();
+    let app = ledger::app_id(source);
+    let quarantine_name = layout::quarantine().name;
+
+    // Quarantine first: the landing commit is what marks the batch as done.
+    let already = delta::transaction_version(quarantine, &quarantine_name, &app).await?;
+    if already.unwrap_or(0) < batch {
+        let mut writer = FileWriter::new(quarantine, quarantine::schema());
+        let quarantined = rejected.len() as u64;
+        if !rejected.is_empty() {
+            writer
+                .write(&rejected.into_batch(source))
+                .await
+                .map_err(|e| StediError::delta(&quarantine_name, e))?;
+        }
+        let q_adds = writer
+            .close()
+            .await
+            .map_err(|e| StediError::delta(&quarantine_name, e))?;
+        delta::commit_append(
+            quarantine,
+            &quarantine_name,
+            StagedFiles::merge(quarantine::schema(), [q_adds]),
+            vec![Transaction::new(&app, batch)],
+            commit_metadata(source, batch, quarantined),
+        )
+        .await?;
+    }
+    if stop == Some(StopAfter::Quarantine) {
+        return Err(StediError::Interrupted);
+    }
+    delta::commit_append(
+        landing,
+        landing_name,
+        StagedFiles::merge(source.landing_schema(), adds),
+        vec![Transaction::new(&app, batch)],
+        commit_metadata(source, batch, rows),
+    )
+    .await?;
+    stage.finish(format!(
+        "{rows} rows, {} quarantined",
+        reasons.values().sum::<u64>()
+    ));
+    Ok(SourceIngest {
+        files: files.len(),
+        bytes: total,
+        rows,
+        quarantined: reasons,
+    })
+}
+
+fn commit_metadata(source: Source, batch: i64, rows: u64) -> HashMap<String, serde_json::Value> {
+    HashMap::from([(
+        "stedi.ingest".to_string(),
+        serde_json::json!({ "source": source.name(), "batch": batch, "rows": rows }),
+    )])
+}
+
+/// Streams one landed file through the decoder; returns the rows written.
+async fn decode_file(
+    store: &Arc<dyn object_store::ObjectStore>,
+    source: Source,
+    meta: &object_store::ObjectMeta,
+    writer: &mut FileWriter,
+    rejected: &mut Quarantined,
+    stage: &Stage,
+) -> Result<u64> {
+    let file = meta.location.to_string();
+    let mut decoder = Decoder::new(source, file.clone());
+    let mut stream = store.get(&meta.location).await?.into_stream();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line_no = 0u64;
+    let mut rows = 0u64;
+    let flush = |decoder: &mut Decoder| decoder.finish();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        stage.inc(chunk.len() as u64);
+        let Some(last_newline) = memchr::memrchr(b'\n', &chunk) else {
+            carry.extend_from_slice(&chunk);
+            continue;
+        };
+        let (complete, rest) = chunk.split_at(last_newline + 1);
+        if carry.is_empty() {
+            decode_lines(&mut decoder, complete, &mut line_no, &file, rejected);
+        } else {
+            carry.extend_from_slice(complete);
+            decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected);
+            carry.clear();
+        }
+        carry.extend_from_slice(rest);
+        if decoder.len() >= BATCH_ROWS {
+            rows += decoder.len() as u64;
+            let batch = flush(&mut decoder);
+            writer
+                .write(&batch)
+                .await
+                .map_err(|e| StediError::delta(source.landing_table(), e))?;
+        }
+    }
+    if !carry.is_empty() {
+        carry.push(b'\n');
+        decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected);
+    }
+    rows += decoder.len() as u64;
+    let batch = flush(&mut decoder);
+    writer
+        .write(&batch)
+        .await
+        .map_err(|e| StediError::delta(source.landing_table(), e))?;
+    Ok(rows)
+}
+
+/// Decodes complete lines (`bytes` ends with a newline).
+fn decode_lines(
+    decoder: &mut Decoder,
+    bytes: &[u8],
+    line_no: &mut u64,
+    file: &str,
+    rejected: &mut Quarantined,
+) {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        *line_no += 1;
+        if let Err(r) = decoder.decode_line(&bytes[start..end], *line_no) {
+            rejected.push(file, r);
+        }
+        start = end + 1;
+    }
+}

@@ -1,0 +1,105 @@
+//! Where everything lives inside a lakehouse. No other module builds a path.
+//!
+//! ```text
+//! landing/<source>/            raw files, verbatim, append-only
+//! landing/<source>_landing/    typed landing tables (Delta)
+//! landing/quarantine/          rejected records (Delta)
+//! trusted/<table>/, curated/<table>/   tables built by the SQL models (Delta)
+//! _stedi/                      the lakehouse's own state: marker, ledger, secret
+//! ```
+
+use std::fmt;
+
+use object_store::path::Path;
+
+use crate::ingest::feed::Source;
+
+/// The zones data moves through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Zone {
+    /// Raw feeds, typed but not filtered.
+    Landing,
+    /// Filtered to customers who consented to research.
+    Trusted,
+    /// Joined and ready for analysis.
+    Curated,
+    /// The lakehouse's own bookkeeping.
+    System,
+}
+
+impl Zone {
+    /// The folder of the zone, which is also its name in `stedi tables`.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Zone::Landing => "landing",
+            Zone::Trusted => "trusted",
+            Zone::Curated => "curated",
+            Zone::System => "_stedi",
+        }
+    }
+
+    /// Parses a zone folder name (used for the folders of the SQL models).
+    pub fn from_folder(folder: &str) -> Option<Zone> {
+        match folder {
+            "landing" => Some(Zone::Landing),
+            "trusted" => Some(Zone::Trusted),
+            "curated" => Some(Zone::Curated),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.folder())
+    }
+}
+
+/// A table of the lakehouse: its zone and name decide its location.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableId {
+    /// The zone the table belongs to.
+    pub zone: Zone,
+    /// The table name, as used in SQL.
+    pub name: String,
+}
+
+impl TableId {
+    /// Builds an id.
+    pub fn new(zone: Zone, name: impl Into<String>) -> Self {
+        TableId {
+            zone,
+            name: name.into(),
+        }
+    }
+
+    /// The table's folder, relative to the lakehouse root, ending with `/`.
+    pub fn folder(&self) -> String {
+        format!("{}/{}/", self.zone.folder(), self.name)
+    }
+}
+
+/// The quarantine table: every landed record that could not be typed.
+pub fn quarantine() -> TableId {
+    TableId::new(Zone::Landing, "quarantine")
+}
+
+/// The ledger of landed files already ingested.
+pub fn ingested_files() -> TableId {
+    TableId::new(Zone::System, "ingested_files")
+}
+
+/// The folder where raw files of a source are landed.
+pub fn landing_folder(source: Source) -> Path {
+    Path::from(format!("landing/{}", source.name()))
+}
+
+/// The file whose presence says "this location is a stedi lakehouse".
+pub fn marker() -> Path {
+    Path::from("_stedi/lakehouse.json")
+}
+
+/// The secret that keys pseudonymous customer keys. It lives outside every table.
+pub fn customer_key_secret() -> Path {
+    Path::from("_stedi/customer_key.secret")
+}

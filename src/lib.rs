@@ -1,0 +1,23 @@
+//! stedi: a lakehouse for STEDI sensor data.
+//!
+//! Raw newline-delimited JSON feeds are landed verbatim, ingested into typed Delta
+//! tables (bad records go to quarantine), and curated zone by zone by SQL models into
+//! trusted and curated Delta tables. The modules follow the data:
+//! [`lakehouse`] (where) → [`land`] → [`ingest`] → [`transform`] → [`serve`].
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod delta;
+pub mod error;
+pub mod generate;
+pub mod ingest;
+pub mod lakehouse;
+pub mod land;
+pub mod pipeline;
+pub mod progress;
+pub mod serve;
+pub mod transform;
+
+pub use error::{Result, StediError};

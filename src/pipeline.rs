@@ -1,0 +1,27 @@
+//! The main job: ingest what was landed, then build trusted and curated tables.
+
+use crate::error::Result;
+use crate::ingest::{self, IngestReport};
+use crate::lakehouse::Lakehouse;
+use crate::progress::Progress;
+use crate::transform::{self, ConsentPolicy, ModelReport};
+
+/// What one `stedi run` did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Files and rows ingested, per source.
+    pub ingest: IngestReport,
+    /// The trusted and curated tables.
+    pub models: Vec<ModelReport>,
+}
+
+/// Runs the pipeline once.
+pub async fn run(
+    lakehouse: &Lakehouse,
+    policy: ConsentPolicy,
+    progress: &Progress,
+) -> Result<RunReport> {
+    let ingest = ingest::ingest(lakehouse, progress).await?;
+    let models = transform::build(lakehouse, policy, progress).await?;
+    Ok(RunReport { ingest, models })
+}

@@ -1,0 +1,151 @@
+//! Re-running is safe: nothing new changes nothing, a new file adds exactly its records,
+//! and a run killed anywhere ends, after the next run, in the same tables as one clean run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Scratch, source_files};
+use stedi::commands::list_tables;
+use stedi::generate::{GenerateOptions, generate};
+use stedi::ingest::feed::Source;
+use stedi::ingest::{StopAfter, ingest_until};
+use stedi::progress::Progress;
+use stedi::transform::ConsentPolicy;
+
+fn generated(dir: &Path, customers: u64) -> PathBuf {
+    let out = dir.join("generated");
+    generate(&out, &GenerateOptions { customers, seed: 7 }, &|_| {}).unwrap();
+    out
+}
+
+/// Every table's rows, sorted, so two lakehouses can be compared.
+async fn snapshot(s: &Scratch) -> Vec<(String, Vec<String>)> {
+    let mut all = Vec::new();
+    for t in list_tables(&s.lakehouse).await.unwrap() {
+        let mut rows = s.rows(&format!("SELECT * FROM {}", t.table)).await;
+        rows.sort();
+        all.push((t.table, rows));
+    }
+    all
+}
+
+fn data_files(dir: &Path) -> usize {
+    walk(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+async fn clean_run(root: &Path) -> Vec<(String, Vec<String>)> {
+    let s = Scratch::new().await;
+    common::land_all(&s, root).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    snapshot(&s).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_with_nothing_new_changes_nothing() {
+    let s = Scratch::new().await;
+    let root = generated(s.dir.path(), 300);
+    common::land_all(&s, &root).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    let before = list_tables(&s.lakehouse).await.unwrap();
+    let files_before = data_files(Path::new(&s.location()));
+
+    let report = s.run(ConsentPolicy::AnyTime).await;
+    assert!(!report.ingest.changed());
+    assert!(
+        report.models.iter().all(|m| !m.rebuilt),
+        "{:?}",
+        report.models
+    );
+    assert_eq!(list_tables(&s.lakehouse).await.unwrap(), before);
+    assert_eq!(data_files(Path::new(&s.location())), files_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn landing_a_new_file_adds_exactly_its_records() {
+    let s = Scratch::new().await;
+    let root = generated(s.dir.path(), 300);
+    let accel = source_files(&root, Source::Accelerometer);
+    let (first, last) = accel.split_at(accel.len() - 1);
+    for source in [Source::Customer, Source::StepTrainer] {
+        s.land_files(source, &source_files(&root, source)).await;
+    }
+    s.land_files(Source::Accelerometer, first).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    let before = s.count("accelerometer_landing").await;
+
+    s.land_files(Source::Accelerometer, last).await;
+    let report = s.run(ConsentPolicy::AnyTime).await;
+    let new_lines = std::fs::read_to_string(&last[0])
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    let (_, accel_report) = report
+        .ingest
+        .sources
+        .iter()
+        .find(|(src, _)| *src == Source::Accelerometer)
+        .unwrap();
+    assert_eq!(accel_report.files, 1);
+    assert_eq!(s.count("accelerometer_landing").await, before + new_lines);
+    // Landing the same file again is a no-op, and so is the next run.
+    s.land_files(Source::Accelerometer, last).await;
+    assert!(!s.run(ConsentPolicy::AnyTime).await.ingest.changed());
+    assert_eq!(snapshot(&s).await, clean_run(&root).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_at_any_point_is_finished_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = generated(dir.path(), 200);
+    let expected = clean_run(&root).await;
+    for stop in [Some(StopAfter::Register), Some(StopAfter::Quarantine), None] {
+        let s = Scratch::new().await;
+        common::land_all(&s, &root).await;
+        // `None`: ingestion completes but the run dies before building any table.
+        let stopped = ingest_until(&s.lakehouse, &Progress::hidden(), stop).await;
+        assert_eq!(stopped.is_err(), stop.is_some());
+        s.run(ConsentPolicy::AnyTime).await;
+        assert_eq!(snapshot(&s).await, expected, "stopped at {stop:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_process_leaves_tables_that_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = generated(dir.path(), 2000);
+    let expected = clean_run(&root).await;
+    for delay_ms in [150u64, 400, 900] {
+        let s = Scratch::new().await;
+        common::land_all(&s, &root).await;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
+            .args(["--quiet", "--lakehouse", &s.location(), "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        s.run(ConsentPolicy::AnyTime).await;
+        assert_eq!(snapshot(&s).await, expected, "killed after {delay_ms} ms");
+    }
+}
