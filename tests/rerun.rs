@@ -51,8 +51,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn clean_run(root: &Path) -> Vec<(String, Vec<String>)> {
+/// One clean run of everything in `root`, in a new lakehouse that shares the customer-key
+/// secret of `like` (keys are keyed per lakehouse).
+async fn clean_run(root: &Path, like: &Scratch) -> Vec<(String, Vec<String>)> {
     let s = Scratch::new().await;
+    s.share_secret_of(like).await;
     common::land_all(&s, root).await;
     s.run(ConsentPolicy::AnyTime).await;
     snapshot(&s).await
@@ -109,16 +112,18 @@ async fn landing_a_new_file_adds_exactly_its_records() {
     // Landing the same file again is a no-op, and so is the next run.
     s.land_files(Source::Accelerometer, last).await;
     assert!(!s.run(ConsentPolicy::AnyTime).await.ingest.changed());
-    assert_eq!(snapshot(&s).await, clean_run(&root).await);
+    assert_eq!(snapshot(&s).await, clean_run(&root, &s).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_stopped_at_any_point_is_finished_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let root = generated(dir.path(), 200);
-    let expected = clean_run(&root).await;
+    let keyed = Scratch::new().await;
+    let expected = clean_run(&root, &keyed).await;
     for stop in [Some(StopAfter::Register), Some(StopAfter::Quarantine), None] {
         let s = Scratch::new().await;
+        s.share_secret_of(&keyed).await;
         common::land_all(&s, &root).await;
         // `None`: ingestion completes but the run dies before building any table.
         let stopped = ingest_until(&s.lakehouse, &Progress::hidden(), stop).await;
@@ -132,9 +137,11 @@ async fn a_run_stopped_at_any_point_is_finished_by_the_next_run() {
 async fn a_killed_process_leaves_tables_that_the_next_run_completes() {
     let dir = tempfile::tempdir().unwrap();
     let root = generated(dir.path(), 2000);
-    let expected = clean_run(&root).await;
+    let keyed = Scratch::new().await;
+    let expected = clean_run(&root, &keyed).await;
     for delay_ms in [150u64, 400, 900] {
         let s = Scratch::new().await;
+        s.share_secret_of(&keyed).await;
         common::land_all(&s, &root).await;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
             .args(["--quiet", "--lakehouse", &s.location(), "run"])

@@ -156,7 +156,11 @@ async fn heads(lakehouse: &Lakehouse, files: &[Path]) -> Result<Vec<object_store
     let mut metas = Vec::with_capacity(files.len());
     for f in files {
         match lakehouse.store().head(f).await {
-            Ok(meta) => metas.push(meta),
+            // Keep the path as asked: a prefixed store may report its own full path.
+            Ok(meta) => metas.push(object_store::ObjectMeta {
+                location: f.clone(),
+                ..meta
+            }),
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(StediError::Unwritable {
                     path: f.to_string(),

@@ -34,6 +34,19 @@ impl Scratch {
             .into_owned()
     }
 
+    /// Uses the customer-key secret of `other`, so that two lakehouses built from the same
+    /// data hold the same customer keys and can be compared row by row.
+    pub async fn share_secret_of(&self, other: &Scratch) {
+        let secret = other.lakehouse.customer_key_secret().await.unwrap();
+        self.lakehouse
+            .put(
+                &stedi::lakehouse::layout::customer_key_secret(),
+                hex::encode(secret).into(),
+            )
+            .await
+            .unwrap();
+    }
+
     /// Writes `lines` to a file named `name` in the scratch folder and lands it.
     pub async fn land_lines(&self, source: Source, name: &str, lines: &[&str]) -> PathBuf {
         let path = self.dir.path().join("inbox").join(name);
