@@ -28,8 +28,15 @@ evidence AS (
 ),
 
 claims AS (
-    SELECT *, count(*) OVER (PARTITION BY _file, _line) AS claimants
+    -- (_file, _line) identifies a landed reading; the other columns depend on it.
+    SELECT
+        sensorReadingTime,
+        serialNumber,
+        distanceFromObject,
+        min(customer_key) AS customer_key,
+        count(*) AS claimants
     FROM evidence
+    GROUP BY _file, _line, sensorReadingTime, serialNumber, distanceFromObject
 )
 
 SELECT

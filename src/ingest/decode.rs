@@ -13,6 +13,7 @@ use arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::feed::{FieldSpec, Kind, Source};
+use super::scan::scan_flat;
 
 /// Why a landed record was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,8 +60,8 @@ pub struct Rejected {
 }
 
 /// A JSON value as far as a feed field cares.
-#[derive(Debug)]
-enum Scalar<'de> {
+#[derive(Debug, PartialEq)]
+pub(super) enum Scalar<'de> {
     Absent,
     Null,
     Str(Cow<'de, str>),
@@ -164,7 +165,7 @@ impl<'de> Visitor<'de> for KeySeed {
 /// Reads one JSON object into `values`, one slot per feed field.
 struct RowVisitor<'v, 'de> {
     fields: &'static [FieldSpec],
-    values: &'v mut Vec<Scalar<'de>>,
+    values: &'v mut [Scalar<'de>],
 }
 
 impl<'de> Visitor<'de> for RowVisitor<'_, 'de> {
@@ -186,7 +187,11 @@ impl<'de> Visitor<'de> for RowVisitor<'_, 'de> {
     }
 }
 
+/// The most fields a feed declares (customer has ten).
+const MAX_FIELDS: usize = 10;
+
 /// A typed value ready to append.
+#[derive(Clone, Copy)]
 enum Typed<'a> {
     Null,
     Text(&'a str),
@@ -250,31 +255,28 @@ impl Decoder {
             return Ok(false);
         }
         let fields = self.source.fields();
-        let mut values: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
+        let mut slots: [Scalar<'_>; MAX_FIELDS] = std::array::from_fn(|_| Scalar::Absent);
+        let values = &mut slots[..fields.len()];
         let reject = |reason: Reason, detail: String| Rejected {
             line: line_no,
             reason,
             detail,
             raw: String::from_utf8_lossy(line).into_owned(),
         };
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed = de
-            .deserialize_map(RowVisitor {
-                fields,
-                values: &mut values,
-            })
-            .and_then(|()| de.end());
-        if let Err(e) = parsed {
-            return Err(if e.is_data() {
-                reject(Reason::NotAnObject, format!("expected a JSON object: {e}"))
-            } else {
-                reject(Reason::MalformedJson, format!("malformed JSON: {e}"))
-            });
+        if scan_flat(line, fields, values).is_none() {
+            values.iter_mut().for_each(|v| *v = Scalar::Absent);
+            parse_full(line, fields, values).map_err(|e| {
+                if e.is_data() {
+                    reject(Reason::NotAnObject, format!("expected a JSON object: {e}"))
+                } else {
+                    reject(Reason::MalformedJson, format!("malformed JSON: {e}"))
+                }
+            })?;
         }
-        let mut typed = Vec::with_capacity(fields.len());
-        for (spec, value) in fields.iter().zip(&values) {
+        let mut typed: [Typed<'_>; MAX_FIELDS] = [Typed::Null; MAX_FIELDS];
+        for ((spec, value), slot) in fields.iter().zip(values.iter()).zip(typed.iter_mut()) {
             match check(spec, value) {
-                Ok(t) => typed.push(t),
+                Ok(t) => *slot = t,
                 Err((reason, detail)) => return Err(reject(reason, detail)),
             }
         }
@@ -312,6 +314,17 @@ impl Decoder {
         RecordBatch::try_new(self.source.landing_schema(), arrays)
             .unwrap_or_else(|e| unreachable!("landing batch does not match its schema: {e}"))
     }
+}
+
+/// The full JSON parser: any valid JSON, and a precise error for anything else.
+fn parse_full<'a>(
+    line: &'a [u8],
+    fields: &'static [FieldSpec],
+    values: &mut [Scalar<'a>],
+) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    de.deserialize_map(RowVisitor { fields, values })?;
+    de.end()
 }
 
 /// Checks one field's value against its spec.
@@ -407,6 +420,13 @@ mod tests {
     }
 
     #[test]
+    fn every_feed_fits_the_decoder() {
+        for source in Source::ALL {
+            assert!(source.fields().len() <= MAX_FIELDS, "{source}");
+        }
+    }
+
+    #[test]
     fn absent_optional_fields_are_null() {
         let batch = one(Source::Customer, r#"{"email":"a@b.com"}"#).unwrap();
         assert!(batch.column(0).is_null(0));
@@ -486,6 +506,40 @@ mod tests {
         let line = b"{\"sensorReadingTime\":1,\"serialNumber\":\"s\",\"distanceFromObject\":2}\r";
         assert_eq!(d.decode_line(line, 2), Ok(true));
         assert_eq!(d.len(), 1);
+    }
+
+    /// The fast path reads exactly what the full parser reads, or defers to it.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parser() {
+        let lines = [
+            r#"{"user":"A@b.com","timestamp":1655564444103,"x":1.0,"y":-1,"z":0.5}"#,
+            r#" { "user" : "a" , "timestamp" : 0 , "x" : -0.0 , "y" : 1e3, "z": 2E-2 } "#,
+            r#"{"user":"é é","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a\"b","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a","timestamp":01,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a","timestamp":1.,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a","timestamp":99999999999999999999,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a","timestamp":1,"x":1,"y":1,"z":1,"nested":{"a":[1,{"b":2}]}}"#,
+            r#"{"user":"a","user":"b","timestamp":1,"x":null,"y":true,"z":1}"#,
+            r#"{"user":"a","timestamp":1,"x":1,"y":1,"z":1}}"#,
+            r#"{"user":"a","timestamp":1,"x":1,"y":1,"z":1,}"#,
+            r#"{"user":"a" "timestamp":1}"#,
+            "{}",
+            "{\"user\":\"tab\there\",\"timestamp\":1,\"x\":1,\"y\":1,\"z\":1}",
+        ];
+        let fields = Source::Accelerometer.fields();
+        for line in lines {
+            let mut fast: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
+            let mut full: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
+            let full_ok = parse_full(line.as_bytes(), fields, &mut full).is_ok();
+            if scan_flat(line.as_bytes(), fields, &mut fast).is_some() {
+                assert!(full_ok, "fast path accepted what JSON rejects: {line}");
+                assert_eq!(fast, full, "{line}");
+            }
+        }
+        // The common shape does take the fast path.
+        let mut v: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
+        assert!(scan_flat(lines[0].as_bytes(), fields, &mut v).is_some());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod feed;
 pub mod ledger;
 pub mod quarantine;
+mod scan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -16,6 +16,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream_partitioned;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -42,14 +44,52 @@ pub struct ModelReport {
     pub rebuilt: bool,
 }
 
-/// A session with the settings every stedi query runs with.
+/// Memory that queries may hold before they spill to disk, unless `STEDI_MEMORY_LIMIT`
+/// says otherwise (bytes, or with a `K`, `M` or `G` suffix).
+const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// The query memory limit in bytes: `STEDI_MEMORY_LIMIT` or [`DEFAULT_MEMORY_LIMIT`].
+pub fn memory_limit() -> usize {
+    std::env::var("STEDI_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| parse_size(&v))
+        .unwrap_or(DEFAULT_MEMORY_LIMIT)
+}
+
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim().trim_end_matches(['b', 'B', 'i']);
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, ' '),
+    };
+    let shift = match unit {
+        ' ' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return None,
+    };
+    digits.trim().parse::<usize>().ok().map(|n| n << shift)
+}
+
+/// A session with the settings every stedi query runs with: identifiers as written,
+/// one partition per core, and a memory pool beyond which sorts and aggregations spill.
 pub fn session() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
     // Column names are case-sensitive as in the feeds (`serialNumber`), without quotes.
     config.options_mut().sql_parser.enable_ident_normalization = false;
-    SessionContext::new_with_config(config)
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit())))
+        .build_arc();
+    match runtime {
+        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+        Err(e) => {
+            tracing::warn!("cannot set up the memory pool ({e}); running without a limit");
+            SessionContext::new_with_config(config)
+        }
+    }
 }
 
 /// Builds every trusted and curated table from the current landing tables.
@@ -216,4 +256,18 @@ fn register_staged(
         .with_schema(files.schema.clone());
     ctx.register_table(&id.name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn memory_sizes_read_like_people_write_them() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("3g"), Some(3 << 30));
+        assert_eq!(parse_size("lots"), None);
+    }
 }
