@@ -116,11 +116,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr: stedi's own warnings by default, more with `STEDI_LOG`
+/// (e.g. `STEDI_LOG=stedi=info` for the time each stage takes).
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEDI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stedi=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -156,3 +156,35 @@ async fn a_killed_process_leaves_tables_that_the_next_run_completes() {
         assert_eq!(snapshot(&s).await, expected, "killed after {delay_ms} ms");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = generated(dir.path(), 2000);
+    let keyed = Scratch::new().await;
+    let expected = clean_run(&root, &keyed).await;
+    let s = Scratch::new().await;
+    s.share_secret_of(&keyed).await;
+    common::land_all(&s, &root).await;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
+        .args(["--quiet", "--lakehouse", &s.location(), "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: sends SIGINT, as Ctrl-C does, to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(130) {
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(stderr.contains("hint: "), "{stderr}");
+    } else {
+        // The run was faster than the signal: it must then have succeeded.
+        assert!(out.status.success(), "{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(snapshot(&s).await, expected);
+}

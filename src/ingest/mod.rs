@@ -186,6 +186,7 @@ async fn ingest_batch(
     progress: &Progress,
     stop: Option<StopAfter>,
 ) -> Result<SourceIngest> {
+    let started = std::time::Instant::now();
     let total: u64 = files.iter().map(|f| f.size).sum();
     let stage = progress.bytes(&format!("ingest {source}"), total);
     let landing_name = source.landing_table();

@@ -106,7 +106,12 @@ pub async fn run(
 /// Turns an engine error into one line and a hint that fits it.
 fn query_error(ctx: &SessionContext, e: DataFusionError) -> StediError {
     let message = e.strip_backtrace();
-    let message = message.lines().next().unwrap_or_default().to_string();
+    let mut message = message.lines().next().unwrap_or_default().to_string();
+    for prefix in ["Error during planning: ", "SQL error: ", "Schema error: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            message = rest.to_string();
+        }
+    }
     let tables = || {
         let mut names: Vec<String> = ctx
             .catalog("datafusion")
@@ -116,16 +121,23 @@ fn query_error(ctx: &SessionContext, e: DataFusionError) -> StediError {
         names.sort();
         names.join(", ")
     };
-    let hint = if message.contains("not found") && message.contains("table") {
+    let parse_error = message.starts_with("ParserError(");
+    if let Some(inner) = message
+        .strip_prefix("ParserError(\"")
+        .and_then(|m| m.strip_suffix("\")"))
+    {
+        message = format!("cannot parse the query: {inner}");
+    }
+    let hint = if message.contains("not found") && message.starts_with("table") {
         Some(format!("the tables are: {}", tables()))
     } else if message.contains("not supported")
         || message.contains("DML")
         || message.contains("DDL")
     {
         Some("`stedi sql` is read-only: use SELECT, and `stedi run` to change tables".into())
-    } else if matches!(e, DataFusionError::SQL(..)) {
+    } else if matches!(e, DataFusionError::SQL(..)) || parse_error {
         Some("check the SQL syntax".into())
-    } else if message.contains("No field named") || message.contains("Schema error") {
+    } else if message.contains("No field named") {
         Some("column names are case-sensitive, as in the feeds (`serialNumber`); `stedi sql \"DESCRIBE customer_trusted\"` lists a table's columns".into())
     } else {
         None

@@ -153,7 +153,15 @@ pub async fn build(
             Some(t) => t,
             None => lakehouse.table_handle(&id).await?,
         };
+        let started = std::time::Instant::now();
         let files = run_model(&ctx, node.model.sql, &handle, &id).await?;
+        tracing::info!(
+            model = %id.name,
+            rows = files.rows(),
+            files = files.adds.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "built"
+        );
         stage.finish(format!("{} rows", files.rows()));
         register_staged(&ctx, lakehouse, &id, &files)?;
         staged.push((id, files));
@@ -166,7 +174,14 @@ pub async fn build(
     )]);
     for (id, files) in staged {
         let rows = files.rows();
+        let started = std::time::Instant::now();
         let version = delta::commit_replace(lakehouse, &id, files, metadata.clone()).await?;
+        tracing::info!(
+            table = %id.name,
+            version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "published"
+        );
         reports.push(ModelReport {
             table: id,
             rows,
