@@ -148,6 +148,35 @@ pub async fn commit_append(
     commit(table, name, actions, operation, transactions, metadata).await
 }
 
+/// Appends one in-memory batch (small bookkeeping writes: ledger, quarantine) in one
+/// commit with its application transactions.
+pub async fn append_batch(
+    table: &mut DeltaTable,
+    name: &str,
+    batch: RecordBatch,
+    transactions: Vec<Transaction>,
+    metadata: HashMap<String, Value>,
+) -> Result<i64> {
+    let schema = batch.schema();
+    let mut writer = FileWriter::new(table, schema.clone());
+    writer
+        .write(&batch)
+        .await
+        .map_err(|e| StediError::delta(name, e))?;
+    let adds = writer
+        .close()
+        .await
+        .map_err(|e| StediError::delta(name, e))?;
+    commit_append(
+        table,
+        name,
+        StagedFiles::merge(schema, [adds]),
+        transactions,
+        metadata,
+    )
+    .await
+}
+
 /// Publishes staged files as the whole new content of the table, in one commit. A table
 /// that does not exist yet, or whose schema changed, is created or replaced in that commit.
 pub async fn commit_replace(

@@ -56,10 +56,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
-            if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
+            let tables = list_tables(&lakehouse).await?;
+            let landed: u64 = tables
+                .iter()
+                .filter(|t| t.zone == "landing")
+                .filter_map(|t| t.rows)
+                .sum();
+            if landed == 0 {
+                eprintln!(
+                    "nothing is landed yet\n\nhint: land files first: `stedi land customer customers.json`, or try `stedi demo`"
+                );
+            } else if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
                 eprintln!("nothing new since the last run; no table changed");
             }
-            print_tables(&mut stdout, &list_tables(&lakehouse).await?)?;
+            print_tables(&mut stdout, &tables)?;
         }
         Command::Sql { query, format } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;

@@ -17,7 +17,7 @@ use deltalake::kernel::Transaction;
 use object_store::ObjectMeta;
 
 use super::feed::Source;
-use crate::delta::{self, FileWriter, StagedFiles};
+use crate::delta;
 use crate::error::{Result, StediError};
 use crate::lakehouse::{Lakehouse, layout};
 
@@ -129,25 +129,9 @@ impl Ledger {
         )
         .map_err(datafusion::error::DataFusionError::from)?;
         let name = layout::ingested_files().name;
-        let mut writer = FileWriter::new(&self.table, schema());
-        writer
-            .write(&rows)
-            .await
-            .map_err(|e| StediError::delta(&name, e))?;
-        let adds = writer
-            .close()
-            .await
-            .map_err(|e| StediError::delta(&name, e))?;
         // The transaction makes two concurrent runs registering the same batch conflict.
         let txn = Transaction::new(format!("{}.ledger", app_id(source)), batch);
-        delta::commit_append(
-            &mut self.table,
-            &name,
-            StagedFiles::merge(schema(), [adds]),
-            vec![txn],
-            HashMap::new(),
-        )
-        .await?;
+        delta::append_batch(&mut self.table, &name, rows, vec![txn], HashMap::new()).await?;
         let names: Vec<String> = files.iter().map(|f| f.location.to_string()).collect();
         self.known.extend(names.iter().cloned());
         self.batches.entry(source).or_default().insert(batch, names);

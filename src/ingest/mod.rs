@@ -238,22 +238,11 @@ async fn ingest_batch(
     // Quarantine first: the landing commit is what marks the batch as done.
     let already = delta::transaction_version(quarantine, &quarantine_name, &app).await?;
     if already.unwrap_or(0) < batch {
-        let mut writer = FileWriter::new(quarantine, quarantine::schema());
         let quarantined = rejected.len() as u64;
-        if !rejected.is_empty() {
-            writer
-                .write(&rejected.into_batch(source))
-                .await
-                .map_err(|e| StediError::delta(&quarantine_name, e))?;
-        }
-        let q_adds = writer
-            .close()
-            .await
-            .map_err(|e| StediError::delta(&quarantine_name, e))?;
-        delta::commit_append(
+        delta::append_batch(
             quarantine,
             &quarantine_name,
-            StagedFiles::merge(quarantine::schema(), [q_adds]),
+            rejected.into_batch(source),
             vec![Transaction::new(&app, batch)],
             commit_metadata(source, batch, quarantined),
         )
@@ -274,6 +263,15 @@ async fn ingest_batch(
         "{rows} rows, {} quarantined",
         reasons.values().sum::<u64>()
     ));
+    tracing::info!(
+        %source,
+        batch,
+        files = files.len(),
+        bytes = total,
+        rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "ingested"
+    );
     Ok(SourceIngest {
         files: files.len(),
         bytes: total,

@@ -26,10 +26,13 @@ pub enum Format {
     Json,
 }
 
-/// A session where every existing table of the lakehouse is registered under its name.
+/// A session where every existing table of the lakehouse is registered under its name,
+/// and the ledger of ingested files as `ingested_files`.
 pub async fn context(lakehouse: &Lakehouse) -> Result<SessionContext> {
     let ctx = transform::session();
-    for id in catalog::tables()? {
+    let mut tables = catalog::tables()?;
+    tables.push(crate::lakehouse::layout::ingested_files());
+    for id in tables {
         if let Some(table) = lakehouse.load_table(&id).await? {
             delta::register(&ctx, &id.name, &table).await?;
         }
