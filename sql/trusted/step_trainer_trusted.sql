@@ -6,43 +6,27 @@
 -- AND that customer's phone recorded at the same instant. A reading for which that
 -- evidence points at more than one customer cannot be attributed and is left out.
 
-WITH phone_instants AS (
-    SELECT DISTINCT lower(trim(user)) AS email_key, timestamp
-    FROM accelerometer_trusted
-),
-
-evidence AS (
+WITH claims AS (
+    -- For each serial number and instant: the curated customers with that serial
+    -- whose phone recorded then. One customer when the smallest and largest key agree.
     SELECT
-        s.sensorReadingTime,
-        s.serialNumber,
-        s.distanceFromObject,
-        s._file,
-        s._line,
-        c.customer_key
-    FROM step_trainer_landing AS s
+        c.serialNumber,
+        a.timestamp,
+        min(c.customer_key) AS customer_key,
+        max(c.customer_key) AS last_customer_key
+    FROM accelerometer_trusted AS a
     JOIN customers_curated AS c
-        ON c.serialNumber = s.serialNumber
-    JOIN phone_instants AS p
-        ON p.email_key = lower(trim(c.email))
-       AND p.timestamp = s.sensorReadingTime
-),
-
-claims AS (
-    -- (_file, _line) identifies a landed reading; the other columns depend on it.
-    SELECT
-        sensorReadingTime,
-        serialNumber,
-        distanceFromObject,
-        min(customer_key) AS customer_key,
-        count(*) AS claimants
-    FROM evidence
-    GROUP BY _file, _line, sensorReadingTime, serialNumber, distanceFromObject
+        ON lower(trim(a.user)) = lower(trim(c.email))
+    GROUP BY c.serialNumber, a.timestamp
 )
 
 SELECT
-    sensorReadingTime,
-    serialNumber,
-    distanceFromObject,
-    customer_key
-FROM claims
-WHERE claimants = 1
+    s.sensorReadingTime,
+    s.serialNumber,
+    s.distanceFromObject,
+    k.customer_key
+FROM step_trainer_landing AS s
+JOIN claims AS k
+    ON k.serialNumber = s.serialNumber
+   AND k.timestamp = s.sensorReadingTime
+WHERE k.customer_key = k.last_customer_key

@@ -17,6 +17,9 @@ pub(super) fn scan_flat<'a>(
     fields: &[FieldSpec],
     values: &mut [Scalar<'a>],
 ) -> Option<()> {
+    // One UTF-8 check for the whole line; every string below starts and ends at an
+    // ASCII quote, so it is a valid `str` slice of it.
+    let text = std::str::from_utf8(line).ok()?;
     let mut i = skip_ws(line, 0);
     if line.get(i) != Some(&b'{') {
         return None;
@@ -26,13 +29,13 @@ pub(super) fn scan_flat<'a>(
         return end(line, i + 1);
     }
     loop {
-        let (key, next) = string(line, i)?;
+        let (key, next) = string(text, i)?;
         i = skip_ws(line, next);
         if line.get(i) != Some(&b':') {
             return None;
         }
         i = skip_ws(line, i + 1);
-        let (value, next) = value(line, i)?;
+        let (value, next) = value(text, i)?;
         if let Some(slot) = fields.iter().position(|f| f.name == key) {
             values[slot] = value;
         }
@@ -57,7 +60,8 @@ fn skip_ws(line: &[u8], mut i: usize) -> usize {
 }
 
 /// A string without escapes or control characters starting at `line[i] == '"'`.
-fn string(line: &[u8], i: usize) -> Option<(&str, usize)> {
+fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let line = text.as_bytes();
     if line.get(i) != Some(&b'"') {
         return None;
     }
@@ -67,16 +71,18 @@ fn string(line: &[u8], i: usize) -> Option<(&str, usize)> {
     if bytes.iter().any(|&b| b == b'\\' || b < 0x20) {
         return None;
     }
-    Some((std::str::from_utf8(bytes).ok()?, start + len + 1))
+    // Bounded by ASCII quotes, the slice falls on character boundaries of `text`.
+    Some((text.get(start..start + len)?, start + len + 1))
 }
 
-fn value(line: &[u8], i: usize) -> Option<(Scalar<'_>, usize)> {
+fn value(text: &str, i: usize) -> Option<(Scalar<'_>, usize)> {
+    let line = text.as_bytes();
     match *line.get(i)? {
-        b'"' => string(line, i).map(|(s, next)| (Scalar::Str(Cow::Borrowed(s)), next)),
+        b'"' => string(text, i).map(|(s, next)| (Scalar::Str(Cow::Borrowed(s)), next)),
         b'n' => literal(line, i, b"null", Scalar::Null),
         b't' => literal(line, i, b"true", Scalar::Bool(true)),
         b'f' => literal(line, i, b"false", Scalar::Bool(false)),
-        b'-' | b'0'..=b'9' => number(line, i),
+        b'-' | b'0'..=b'9' => number(text, i),
         _ => None,
     }
 }
@@ -91,7 +97,8 @@ fn literal<'a>(
 }
 
 /// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn number(line: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
+fn number(text: &str, start: usize) -> Option<(Scalar<'_>, usize)> {
+    let line = text.as_bytes();
     let digits = |mut i: usize| {
         let from = i;
         while line.get(i).is_some_and(u8::is_ascii_digit) {
@@ -121,8 +128,7 @@ fn number(line: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
         i = digits(i)?;
         integral = false;
     }
-    // The bytes are ASCII digits and signs, so they are valid UTF-8.
-    let text = std::str::from_utf8(&line[start..i]).ok()?;
+    let text = text.get(start..i)?;
     // Integers come out as the full parser gives them: unsigned unless negative. Past
     // 64 bits, the full parser decides.
     let scalar = if integral && line[start] == b'-' {
