@@ -26,7 +26,8 @@ pub struct Cli {
     )]
     pub lakehouse: String,
 
-    /// Show no progress bars (they are never shown when stderr is not a terminal).
+    /// Print no progress bars and no notes on stderr, only errors (progress bars are never
+    /// shown when stderr is not a terminal).
     #[arg(long, short, global = true)]
     pub quiet: bool,
 

@@ -248,3 +248,19 @@ fn demo_runs_the_whole_pipeline_into_a_fresh_lakehouse() {
     // A second demo into the same place refuses rather than mixing data.
     assert_user_error(&stedi(lh.to_str().unwrap(), &["demo"]), "fresh");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_leaves_stderr_to_errors() {
+    let s = small_lakehouse().await;
+    let chatty = stedi(&s.location(), &["run"]);
+    assert!(chatty.status.success());
+    assert!(
+        stderr(&chatty).contains("nothing new"),
+        "{}",
+        stderr(&chatty)
+    );
+    let quiet = stedi(&s.location(), &["--quiet", "run"]);
+    assert!(quiet.status.success());
+    assert_eq!(stderr(&quiet), "");
+    assert!(stdout(&quiet).contains("machine_learning_curated"));
+}

@@ -17,6 +17,12 @@ pub use tables::{TableRow, list_tables, print_tables};
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let progress = Progress::for_terminal(cli.quiet);
+    // Notes on stderr (what was ingested, what to do next); `--quiet` leaves only errors.
+    let note = |text: &str| {
+        if !cli.quiet {
+            eprintln!("{text}");
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Land { source, files } => {
@@ -32,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 .map_err(output)?;
             }
-            eprintln!("next: `stedi run` ingests what was landed");
+            note("next: `stedi run` ingests what was landed");
         }
         Command::Run { consent } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
@@ -50,10 +56,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     } else {
                         format!(" ({})", reasons.join(", "))
                     };
-                    eprintln!(
+                    note(&format!(
                         "ingested {} {source} file(s): {} rows, {quarantined} quarantined{why}",
                         s.files, s.rows
-                    );
+                    ));
                 }
             }
             let tables = list_tables(&lakehouse).await?;
@@ -63,11 +69,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .filter_map(|t| t.rows)
                 .sum();
             if landed == 0 {
-                eprintln!(
-                    "nothing is landed yet\n\nhint: land files first: `stedi land customer customers.json`, or try `stedi demo`"
+                note(
+                    "nothing is landed yet\n\nhint: land files first: `stedi land customer customers.json`, or try `stedi demo`",
                 );
             } else if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
-                eprintln!("nothing new since the last run; no table changed");
+                note("nothing new since the last run; no table changed");
             }
             print_tables(&mut stdout, &tables)?;
         }
