@@ -89,6 +89,7 @@ fn input(set: &str, cache: &Path) -> PathBuf {
         Command::new(env!("CARGO_BIN_EXE_stedi"))
             .args(["--quiet", "generate", "--customers", n, "--out"])
             .arg(&dir)
+            .stdout(std::process::Stdio::null())
             .status()
     } else {
         panic!("unknown set {set}: use sample, xK or genN");
