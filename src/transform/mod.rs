@@ -75,7 +75,9 @@ fn parse_size(text: &str) -> Option<usize> {
 /// A session with the settings every stedi query runs with: identifiers as written,
 /// one partition per core, and a memory pool beyond which sorts and aggregations spill.
 pub fn session() -> SessionContext {
-    let mut config = SessionConfig::new()
+    // `DATAFUSION_*` variables tune the engine (e.g. `DATAFUSION_OPTIMIZER_PREFER_HASH_JOIN`).
+    let mut config = SessionConfig::from_env()
+        .unwrap_or_default()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
     // Column names are case-sensitive as in the feeds (`serialNumber`), without quotes.
