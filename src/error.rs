@@ -105,6 +105,10 @@ pub enum StediError {
     Output(String),
 }
 
+/// What to do when nothing is landed yet (an error's hint, or a note of `stedi run`).
+pub const LAND_FIRST: &str =
+    "land files first: `stedi land customer customers.json`, or try `stedi demo`";
+
 /// Shorthand used across the crate.
 pub type Result<T, E = StediError> = std::result::Result<T, E>;
 
@@ -125,9 +129,7 @@ impl StediError {
             StediError::LandConflict { .. } => Some(
                 "landed files are immutable; give the new file a new name and land it again".into(),
             ),
-            StediError::NothingLanded { .. } => Some(
-                "land files first: `stedi land customer customers.json`, or try `stedi demo`".into(),
-            ),
+            StediError::NothingLanded { .. } => Some(LAND_FIRST.into()),
             StediError::Query { hint, .. } => hint.clone(),
             StediError::Model { .. } => Some(
                 "the model's SQL is in `sql/`; tables keep their previous version until a run succeeds".into(),

@@ -61,6 +61,24 @@ async fn clean_run(root: &Path, like: &Scratch) -> Vec<(String, Vec<String>)> {
     snapshot(&s).await
 }
 
+/// A new lakehouse keyed like `keyed`, with everything in `root` landed and nothing run.
+async fn landed_like(root: &Path, keyed: &Scratch) -> Scratch {
+    let s = Scratch::new().await;
+    s.share_secret_of(keyed).await;
+    common::land_all(&s, root).await;
+    s
+}
+
+/// Starts `stedi run` on `s` in its own process.
+fn start_run(s: &Scratch, stderr: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
+        .args(["--quiet", "--lakehouse", &s.location(), "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_with_nothing_new_changes_nothing() {
     let s = Scratch::new().await;
@@ -122,9 +140,7 @@ async fn a_run_stopped_at_any_point_is_finished_by_the_next_run() {
     let keyed = Scratch::new().await;
     let expected = clean_run(&root, &keyed).await;
     for stop in [Some(StopAfter::Register), Some(StopAfter::Quarantine), None] {
-        let s = Scratch::new().await;
-        s.share_secret_of(&keyed).await;
-        common::land_all(&s, &root).await;
+        let s = landed_like(&root, &keyed).await;
         // `None`: ingestion completes but the run dies before building any table.
         let stopped = ingest_until(&s.lakehouse, &Progress::hidden(), stop).await;
         assert_eq!(stopped.is_err(), stop.is_some());
@@ -140,15 +156,8 @@ async fn a_killed_process_leaves_tables_that_the_next_run_completes() {
     let keyed = Scratch::new().await;
     let expected = clean_run(&root, &keyed).await;
     for delay_ms in [150u64, 400, 900] {
-        let s = Scratch::new().await;
-        s.share_secret_of(&keyed).await;
-        common::land_all(&s, &root).await;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
-            .args(["--quiet", "--lakehouse", &s.location(), "run"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let s = landed_like(&root, &keyed).await;
+        let mut child = start_run(&s, std::process::Stdio::null());
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
@@ -163,15 +172,8 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
     let root = generated(dir.path(), 2000);
     let keyed = Scratch::new().await;
     let expected = clean_run(&root, &keyed).await;
-    let s = Scratch::new().await;
-    s.share_secret_of(&keyed).await;
-    common::land_all(&s, &root).await;
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
-        .args(["--quiet", "--lakehouse", &s.location(), "run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let s = landed_like(&root, &keyed).await;
+    let child = start_run(&s, std::process::Stdio::piped());
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: sends SIGINT, as Ctrl-C does, to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

@@ -69,9 +69,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .filter_map(|t| t.rows)
                 .sum();
             if landed == 0 {
-                note(
-                    "nothing is landed yet\n\nhint: land files first: `stedi land customer customers.json`, or try `stedi demo`",
-                );
+                note(&format!(
+                    "nothing is landed yet\n\nhint: {}",
+                    crate::error::LAND_FIRST
+                ));
             } else if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
                 note("nothing new since the last run; no table changed");
             }

@@ -79,6 +79,16 @@ const STEP_TRAINER: &[FieldSpec] = &[
     field("distanceFromObject", Kind::Integer, true),
 ];
 
+/// The most fields a feed may declare; the decoder keeps one line's values on the stack.
+pub const MAX_FIELDS: usize = 10;
+
+// Checked when compiling, so a feed that grows past the decoder cannot ship.
+const _: () = assert!(
+    CUSTOMER.len() <= MAX_FIELDS
+        && ACCELEROMETER.len() <= MAX_FIELDS
+        && STEP_TRAINER.len() <= MAX_FIELDS
+);
+
 /// Lineage columns every landing table carries: which landed file and line a row came from.
 pub const FILE_COLUMN: &str = "_file";
 /// See [`FILE_COLUMN`].

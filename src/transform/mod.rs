@@ -76,8 +76,11 @@ fn parse_size(text: &str) -> Option<usize> {
 /// one partition per core, and a memory pool beyond which sorts and aggregations spill.
 pub fn session() -> SessionContext {
     // `DATAFUSION_*` variables tune the engine (e.g. `DATAFUSION_OPTIMIZER_PREFER_HASH_JOIN`).
-    let mut config = SessionConfig::from_env()
-        .unwrap_or_default()
+    let config = SessionConfig::from_env().unwrap_or_else(|e| {
+        tracing::warn!("ignoring the DATAFUSION_* settings: {e}");
+        SessionConfig::new()
+    });
+    let mut config = config
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
     // Column names are case-sensitive as in the feeds (`serialNumber`), without quotes.
