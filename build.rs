@@ -6,7 +6,10 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=sql");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    // Read at run time, not baked in with env!(): a build script compiled for one
+    // checkout may be reused for another at a different path.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("sql");
     let mut models = Vec::new();
     for zone in ["trusted", "curated"] {
         let dir = root.join(zone);
@@ -19,6 +22,7 @@ fn main() {
             if path.extension().is_some_and(|e| e == "sql") {
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
                 if let Some(name) = name {
+                    println!("cargo:rerun-if-changed={}", path.display());
                     models.push((zone, name, path));
                 }
             }

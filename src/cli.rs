@@ -47,11 +47,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Ingest newly landed files, then build the trusted and curated tables.
+    /// Ingest newly landed files, then bring the trusted and curated tables up to date.
     Run {
-        /// Which readings of a consenting customer may be used.
-        #[arg(long, value_enum, default_value_t = ConsentPolicy::AnyTime)]
-        consent: ConsentPolicy,
+        /// Which readings of a consenting customer may be used: `any-time` (the default
+        /// for a new lakehouse) or `since-consent`. Remembered by later runs.
+        #[arg(long, value_enum)]
+        consent: Option<ConsentPolicy>,
+        /// Rebuild every trusted and curated table from all landed data, instead of
+        /// updating only the customers and readings that new files touch.
+        #[arg(long)]
+        full: bool,
     },
     /// Run a read-only SQL query over every table by name.
     Sql {

@@ -231,6 +231,35 @@ pub async fn commit_replace(
     Ok(version(&table))
 }
 
+/// Replaces the rows of some keys in one commit: `removes` drop the data files that held
+/// them, `adds` bring the rewritten files and the recomputed rows. `keys` describes the
+/// keys for the table's history (e.g. "per customer").
+pub async fn commit_update(
+    table: &mut DeltaTable,
+    name: &str,
+    removes: Vec<Action>,
+    adds: Vec<Add>,
+    keys: &str,
+    metadata: HashMap<String, Value>,
+) -> Result<i64> {
+    let mut actions = removes;
+    actions.extend(adds.into_iter().map(Action::Add));
+    let operation = DeltaOperation::Merge {
+        predicate: None,
+        merge_predicate: Some(format!("rows of affected keys ({keys})")),
+        matched_predicates: vec![deltalake::protocol::MergePredicate {
+            action_type: "delete".to_string(),
+            predicate: None,
+        }],
+        not_matched_predicates: vec![deltalake::protocol::MergePredicate {
+            action_type: "insert".to_string(),
+            predicate: None,
+        }],
+        not_matched_by_source_predicates: Vec::new(),
+    };
+    commit(table, name, actions, operation, Vec::new(), metadata).await
+}
+
 async fn commit(
     table: &mut DeltaTable,
     name: &str,
@@ -256,14 +285,20 @@ async fn commit(
     Ok(version as i64)
 }
 
-/// The metadata the latest commit of a table recorded under `key`, if any.
-pub async fn last_commit_value(table: &DeltaTable, key: &str) -> Result<Option<Value>> {
-    let mut history = table.history(Some(1));
-    let latest = history
+/// The metadata recorded under `key` by the most recent commit that recorded it, looking
+/// back a few commits (maintenance commits such as vacuum record none).
+pub async fn recorded_value(table: &DeltaTable, key: &str) -> Result<Option<Value>> {
+    let mut history = table.history(Some(20));
+    while let Some(info) = history
         .try_next()
         .await
-        .map_err(|e| StediError::delta(table.table_url().to_string(), e))?;
-    Ok(latest.and_then(|info| info.info.get(key).cloned()))
+        .map_err(|e| StediError::delta(table.table_url().to_string(), e))?
+    {
+        if let Some(value) = info.info.get(key) {
+            return Ok(Some(value.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// The version of the table's latest commit.

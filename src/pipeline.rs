@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::ingest::{self, IngestReport};
 use crate::lakehouse::Lakehouse;
 use crate::progress::Progress;
-use crate::transform::{self, ConsentPolicy, ModelReport};
+use crate::transform::{self, BuildOptions, ModelReport};
 
 /// What one `stedi run` did.
 #[derive(Debug, Clone)]
@@ -18,10 +18,10 @@ pub struct RunReport {
 /// Runs the pipeline once.
 pub async fn run(
     lakehouse: &Lakehouse,
-    policy: ConsentPolicy,
+    options: BuildOptions,
     progress: &Progress,
 ) -> Result<RunReport> {
     let ingest = ingest::ingest(lakehouse, progress).await?;
-    let models = transform::build(lakehouse, policy, progress).await?;
+    let models = transform::build(lakehouse, options, progress).await?;
     Ok(RunReport { ingest, models })
 }

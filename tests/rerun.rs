@@ -91,7 +91,7 @@ async fn a_second_run_with_nothing_new_changes_nothing() {
     let report = s.run(ConsentPolicy::AnyTime).await;
     assert!(!report.ingest.changed());
     assert!(
-        report.models.iter().all(|m| !m.rebuilt),
+        report.models.iter().all(|m| !m.written()),
         "{:?}",
         report.models
     );

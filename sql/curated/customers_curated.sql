@@ -3,6 +3,8 @@
 -- Grain: one row per customer. customer_key is the pseudonymous key that curated
 -- tables use instead of the e-mail address: a keyed hash (HMAC-SHA-256) of the
 -- normalized address, with a secret kept outside every table.
+--
+-- incremental: per customer
 
 SELECT
     c.customerName,

@@ -3,6 +3,8 @@
 -- Grain: one row per pair of a step_trainer_trusted reading and a phone reading of
 -- the same customer at the same instant. No direct identifier (e-mail, name, phone,
 -- birthday): customers appear only by their pseudonymous customer_key.
+--
+-- incremental: per reading
 
 SELECT
     s.sensorReadingTime,

@@ -3,6 +3,8 @@
 -- Grain: one row per landed accelerometer reading; accelerometer columns only.
 -- Consent policy `any-time` keeps every reading of a consenting customer;
 -- `since-consent` keeps only readings taken at or after their consent date.
+--
+-- incremental: per customer
 
 SELECT
     a.user,

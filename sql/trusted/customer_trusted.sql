@@ -4,6 +4,8 @@
 -- case-insensitively. When a customer has several records, the latest one (by
 -- lastUpdateDate) decides, so a later record that drops shareWithResearchAsOfDate
 -- revokes consent. Ties are broken by landing order (file, then line).
+--
+-- incremental: per customer
 
 WITH records AS (
     SELECT

@@ -5,6 +5,8 @@
 -- a customer. A reading is attributed to a customer by evidence: the serial matches
 -- AND that customer's phone recorded at the same instant. A reading for which that
 -- evidence points at more than one customer cannot be attributed and is left out.
+--
+-- incremental: per reading
 
 WITH claims AS (
     -- For each serial number and instant: the curated customers with that serial

@@ -54,7 +54,7 @@ pub async fn demo(
         land::land(&lakehouse, source, &files).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    pipeline::run(&lakehouse, ConsentPolicy::AnyTime, progress).await?;
+    pipeline::run(&lakehouse, ConsentPolicy::AnyTime.into(), progress).await?;
     super::print_tables(out, &super::list_tables(&lakehouse).await?)?;
     writeln!(
         out,

@@ -40,9 +40,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             note("next: `stedi run` ingests what was landed");
         }
-        Command::Run { consent } => {
+        Command::Run { consent, full } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
-            let report = pipeline::run(&lakehouse, consent, &progress).await?;
+            let options = crate::transform::BuildOptions { consent, full };
+            let report = pipeline::run(&lakehouse, options, &progress).await?;
             for (source, s) in &report.ingest.sources {
                 if s.files > 0 {
                     let quarantined: u64 = s.quarantined.values().sum();
@@ -73,7 +74,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "nothing is landed yet\n\nhint: {}",
                     crate::error::LAND_FIRST
                 ));
-            } else if !report.ingest.changed() && report.models.iter().all(|m| !m.rebuilt) {
+            } else if !report.ingest.changed() && report.models.iter().all(|m| !m.written()) {
                 note("nothing new since the last run; no table changed");
             }
             print_tables(&mut stdout, &tables)?;

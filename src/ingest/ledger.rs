@@ -104,6 +104,19 @@ impl Ledger {
             .map(|(n, files)| (*n, files.as_slice()))
     }
 
+    /// The files of a source's batches after `batch`, i.e. what a table built at that
+    /// batch has not seen yet.
+    pub fn files_after(&self, source: Source, batch: i64) -> Vec<String> {
+        self.batches
+            .get(&source)
+            .map(|b| {
+                b.range(batch + 1..)
+                    .flat_map(|(_, files)| files.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Registers files as the next batch of a source, in one commit, and returns the
     /// batch number.
     pub async fn register(&mut self, source: Source, files: &[ObjectMeta]) -> Result<i64> {

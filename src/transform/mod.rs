@@ -1,11 +1,14 @@
 //! Transform: the SQL models, run in dependency order into trusted and curated tables.
 //!
-//! Every model is computed and its files written before any table is published; then
-//! each table is replaced in one commit. A model that fails leaves every table at its
-//! previous version. A run whose inputs, models and policy are unchanged rebuilds nothing.
+//! A table is rebuilt in full when it is new, when `--full` is asked for, or when the
+//! models, the consent policy or the key secret changed; otherwise only the rows of the
+//! customers and readings that newly ingested files touch are recomputed (see
+//! [`incremental`]). Either way each table changes in one commit, and a run with nothing
+//! new writes nothing.
 
 pub mod dag;
 pub mod functions;
+pub mod incremental;
 pub mod models;
 
 use std::collections::HashMap;
@@ -26,10 +29,29 @@ use sha2::{Digest, Sha256};
 use crate::delta::{self, FINGERPRINT_KEY, FileWriter, StagedFiles};
 use crate::error::{Result, StediError};
 use crate::ingest::feed::Source;
+use crate::ingest::ledger::Ledger;
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::{TableId, Zone};
 use crate::progress::Progress;
 pub use functions::ConsentPolicy;
+use incremental::{Affected, Watermark};
+
+/// How a run changed one model's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing it depends on changed: no new version.
+    Unchanged,
+    /// Rebuilt from all landed data (first run, `--full`, or the models, the consent
+    /// policy or the key secret changed).
+    Rebuilt,
+    /// The rows of the affected customers or readings were replaced in place.
+    Updated {
+        /// Rows removed (old rows of affected keys).
+        removed: u64,
+        /// Rows added (recomputed rows of affected keys).
+        added: u64,
+    },
+}
 
 /// What happened to one model's table in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +62,42 @@ pub struct ModelReport {
     pub rows: u64,
     /// Its current version.
     pub version: i64,
-    /// Whether this run wrote a new version.
-    pub rebuilt: bool,
+    /// What this run did to it.
+    pub change: Change,
 }
+
+impl ModelReport {
+    /// Whether this run wrote a new version.
+    pub fn written(&self) -> bool {
+        self.change != Change::Unchanged
+    }
+}
+
+/// How to build the trusted and curated tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// The consent policy; `None` keeps the one the tables were built with (any-time
+    /// for a new lakehouse).
+    pub consent: Option<ConsentPolicy>,
+    /// Rebuild every table from all landed data instead of updating it in place.
+    pub full: bool,
+}
+
+impl From<ConsentPolicy> for BuildOptions {
+    fn from(policy: ConsentPolicy) -> Self {
+        BuildOptions {
+            consent: Some(policy),
+            full: false,
+        }
+    }
+}
+
+/// Commit metadata: what a table was built from (models, policy, key secret).
+const MODELS_KEY: &str = FINGERPRINT_KEY;
+/// Commit metadata: which ingested batches a table reflects.
+const WATERMARK_KEY: &str = "stedi.watermark";
+/// Commit metadata: the consent policy a table was built with.
+const CONSENT_KEY: &str = "stedi.consent";
 
 /// Memory that queries may hold before they spill to disk, unless `STEDI_MEMORY_LIMIT`
 /// says otherwise (bytes, or with a `K`, `M` or `G` suffix).
@@ -97,17 +152,20 @@ pub fn session() -> SessionContext {
     }
 }
 
-/// Builds every trusted and curated table from the current landing tables.
+/// Brings every trusted and curated table up to date with the landing tables.
+///
+/// Each model is, in dependency order, left alone when nothing it depends on changed,
+/// updated in place for the customers and readings that new files touch (see
+/// [`incremental`]), or rebuilt in full. Each table changes in one commit, which records
+/// what it was built from, so a run stopped between two tables is completed by the next.
 pub async fn build(
     lakehouse: &Lakehouse,
-    policy: ConsentPolicy,
+    options: BuildOptions,
     progress: &Progress,
 ) -> Result<Vec<ModelReport>> {
     let secret = lakehouse.customer_key_secret().await?;
     let ctx = session();
-    functions::register(&ctx, policy, secret.clone());
 
-    let mut inputs = Vec::new();
     for source in Source::ALL {
         let id = TableId::new(Zone::Landing, source.landing_table());
         let table = lakehouse
@@ -117,10 +175,26 @@ pub async fn build(
                 location: lakehouse.location().to_string(),
             })?;
         delta::register(&ctx, &id.name, &table).await?;
-        inputs.push(format!("{}@{}", id.name, delta::version(&table)));
     }
+    let ledger = Ledger::load(lakehouse).await?;
+    let current = Watermark::current(&ledger);
     let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
     let nodes = dag::order(models::MODELS, &base)?;
+
+    let mut existing = HashMap::new();
+    for node in &nodes {
+        let id = node.model.table();
+        if let Some(table) = lakehouse.load_table(&id).await? {
+            existing.insert(id.name.clone(), table);
+        }
+    }
+    let policy = match options.consent {
+        Some(policy) => policy,
+        None => recorded_policy(existing.values())
+            .await?
+            .unwrap_or_default(),
+    };
+    functions::register(&ctx, policy, secret.clone());
 
     let fingerprint = {
         let mut h = Sha256::new();
@@ -129,73 +203,177 @@ pub async fn build(
             h.update(node.model.sql.as_bytes());
         }
         h.update(policy.name().as_bytes());
-        h.update(inputs.join(",").as_bytes());
         h.update(Sha256::digest(&secret));
         hex::encode(h.finalize())
     };
+    let metadata = HashMap::from([
+        (
+            MODELS_KEY.to_string(),
+            serde_json::Value::from(fingerprint.clone()),
+        ),
+        (WATERMARK_KEY.to_string(), current.to_json()),
+        (
+            CONSENT_KEY.to_string(),
+            serde_json::Value::from(policy.name()),
+        ),
+    ]);
 
+    // Affected keys by watermark: tables built together share one computation.
+    let mut affected_since: Vec<(Watermark, Affected)> = Vec::new();
     let mut reports = Vec::new();
-    let mut staged = Vec::new();
     for node in &nodes {
         let id = node.model.table();
-        let existing = lakehouse.load_table(&id).await?;
-        if let Some(table) = &existing {
-            let recorded = delta::last_commit_value(table, FINGERPRINT_KEY).await?;
-            if recorded.as_ref().and_then(|v| v.as_str()) == Some(fingerprint.as_str()) {
-                delta::register(&ctx, &id.name, table).await?;
-                reports.push(ModelReport {
-                    table: id,
-                    rows: delta::row_count(table).unwrap_or(0),
-                    version: delta::version(table),
-                    rebuilt: false,
-                });
-                continue;
+        let grain = incremental::Grain::declared_in(node.model.sql);
+        let table = existing.remove(&id.name);
+        let built_from = match (&table, options.full, grain) {
+            (Some(table), false, Some(grain)) => {
+                let models = delta::recorded_value(table, MODELS_KEY).await?;
+                let mark = delta::recorded_value(table, WATERMARK_KEY).await?;
+                tracing::debug!(?models, ?mark, %fingerprint, "recorded");
+                match (models.as_ref().and_then(|v| v.as_str()), mark) {
+                    (Some(m), Some(mark)) if m == fingerprint => {
+                        Watermark::from_json(&mark).map(|w| (w, grain))
+                    }
+                    _ => None,
+                }
             }
-        }
-        let stage = progress.step(&format!("build {}", id.name));
-        stage.message("computing");
-        let handle = match existing {
-            Some(t) => t,
-            None => lakehouse.table_handle(&id).await?,
+            _ => None,
         };
+        tracing::debug!(model = %id.name, found = table.is_some(), ?grain, full = options.full, ?built_from, "recorded state");
+        let (Some(mut table), Some((mark, grain))) = (table.clone(), built_from) else {
+            reports.push(rebuild(&ctx, lakehouse, node, table, &metadata, progress).await?);
+            continue;
+        };
+        if mark.covers(&current) {
+            delta::register(&ctx, &id.name, &table).await?;
+            reports.push(ModelReport {
+                rows: delta::row_count(&table).unwrap_or(0),
+                version: delta::version(&table),
+                table: id,
+                change: Change::Unchanged,
+            });
+            continue;
+        }
+
         let started = std::time::Instant::now();
-        let files = run_model(&ctx, node.model.sql, &handle, &id).await?;
+        let affected = match affected_since.iter().find(|(w, _)| *w == mark) {
+            Some((_, a)) => a.clone(),
+            None => {
+                let a = incremental::affected(&ctx, &ledger, &mark).await?;
+                affected_since.push((mark.clone(), a.clone()));
+                a
+            }
+        };
+        if affected.is_empty_for(grain) {
+            delta::register(&ctx, &id.name, &table).await?;
+            reports.push(ModelReport {
+                rows: delta::row_count(&table).unwrap_or(0),
+                version: delta::version(&table),
+                table: id,
+                change: Change::Unchanged,
+            });
+            continue;
+        }
+        let stage = progress.step(&format!("update {}", id.name));
+        stage.message(incremental::describe(&affected));
+        let inputs: Vec<String> = node.reads.iter().cloned().collect();
+        let restricted = incremental::restricted_session(&ctx, &inputs, grain, &affected, |c| {
+            functions::register(c, policy, secret.clone())
+        })
+        .await?;
+        let added = run_model(&restricted, node.model.sql, &table, &id).await?;
+        let removal =
+            incremental::remove_affected(&ctx, lakehouse, &id, &table, grain, &affected).await?;
+        let (removed, added_rows) = (removal.rows, added.rows());
+        let mut adds = removal.adds;
+        adds.extend(added.adds);
+        let keys = match grain {
+            incremental::Grain::Customer => "per customer",
+            incremental::Grain::Reading => "per reading",
+        };
+        let version = delta::commit_update(
+            &mut table,
+            &id.name,
+            removal.removes,
+            adds,
+            keys,
+            metadata.clone(),
+        )
+        .await?;
         tracing::info!(
             model = %id.name,
-            rows = files.rows(),
-            files = files.adds.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "built"
-        );
-        stage.finish(format!("{} rows", files.rows()));
-        register_staged(&ctx, lakehouse, &id, &files)?;
-        staged.push((id, files));
-    }
-
-    // Every model succeeded: publish, one commit per table.
-    let metadata = HashMap::from([(
-        FINGERPRINT_KEY.to_string(),
-        serde_json::Value::String(fingerprint.clone()),
-    )]);
-    for (id, files) in staged {
-        let rows = files.rows();
-        let started = std::time::Instant::now();
-        let version = delta::commit_replace(lakehouse, &id, files, metadata.clone()).await?;
-        tracing::info!(
-            table = %id.name,
+            affected = %incremental::describe(&affected),
+            removed,
+            added = added_rows,
             version,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "published"
+            "updated"
         );
+        stage.finish(format!("-{removed} +{added_rows} rows"));
+        delta::register(&ctx, &id.name, &table).await?;
         reports.push(ModelReport {
-            table: id,
-            rows,
+            rows: delta::row_count(&table).unwrap_or(0),
             version,
-            rebuilt: true,
+            table: id,
+            change: Change::Updated {
+                removed,
+                added: added_rows,
+            },
         });
     }
-    reports.sort_by_key(|r| nodes.iter().position(|n| n.model.name == r.table.name));
     Ok(reports)
+}
+
+/// The consent policy the tables were last built with, if any.
+async fn recorded_policy<'a>(
+    tables: impl Iterator<Item = &'a deltalake::DeltaTable>,
+) -> Result<Option<ConsentPolicy>> {
+    for table in tables {
+        if let Some(value) = delta::recorded_value(table, CONSENT_KEY).await? {
+            let name = value.as_str().unwrap_or_default();
+            return Ok([ConsentPolicy::AnyTime, ConsentPolicy::SinceConsent]
+                .into_iter()
+                .find(|p| p.name() == name));
+        }
+    }
+    Ok(None)
+}
+
+/// Rebuilds one model from all its inputs and publishes it in one commit.
+async fn rebuild(
+    ctx: &SessionContext,
+    lakehouse: &Lakehouse,
+    node: &dag::Node,
+    existing: Option<deltalake::DeltaTable>,
+    metadata: &HashMap<String, serde_json::Value>,
+    progress: &Progress,
+) -> Result<ModelReport> {
+    let id = node.model.table();
+    let stage = progress.step(&format!("build {}", id.name));
+    stage.message("computing");
+    let handle = match existing {
+        Some(t) => t,
+        None => lakehouse.table_handle(&id).await?,
+    };
+    let started = std::time::Instant::now();
+    let files = run_model(ctx, node.model.sql, &handle, &id).await?;
+    let rows = files.rows();
+    tracing::info!(
+        model = %id.name,
+        rows,
+        files = files.adds.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "built"
+    );
+    stage.finish(format!("{rows} rows"));
+    register_staged(ctx, lakehouse, &id, &files)?;
+    let version = delta::commit_replace(lakehouse, &id, files, metadata.clone()).await?;
+    Ok(ModelReport {
+        table: id,
+        rows,
+        version,
+        change: Change::Rebuilt,
+    })
 }
 
 /// Runs one model and writes its result as uncommitted files of its table, one writer

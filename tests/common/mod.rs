@@ -65,7 +65,7 @@ impl Scratch {
     }
 
     pub async fn run(&self, policy: ConsentPolicy) -> stedi::pipeline::RunReport {
-        stedi::pipeline::run(&self.lakehouse, policy, &Progress::hidden())
+        stedi::pipeline::run(&self.lakehouse, policy.into(), &Progress::hidden())
             .await
             .unwrap()
     }
