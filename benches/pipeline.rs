@@ -5,7 +5,12 @@
 //! cargo bench --bench pipeline                       # sample, scale.py ×10 and ×100
 //! cargo bench --bench pipeline -- --sets sample,x100,gen100000 --runs 5
 //! cargo bench --bench pipeline -- --sets x1000 --runs 1 --no-reference
+//! cargo bench --bench pipeline -- --sets x100 --incremental 1   # 1 % new files
 //! ```
+//!
+//! With `--incremental P`, each set is first run without the last P % of its files of
+//! each source (untimed), then every timed run lands those files into a copy of that
+//! lakehouse and runs again, beside full runs over all files from scratch.
 //!
 //! Sets: `sample` (the real public sample), `xK` (`scale.py` K times the sample),
 //! `genN` (`stedi generate --customers N`). Inputs are made once and cached under
@@ -141,6 +146,93 @@ fn fresh_lakehouse(input: &Path, at: &Path, runtime: &tokio::runtime::Runtime) -
     lines
 }
 
+/// Copies a lakehouse as hard links: stedi never rewrites a file in place (Delta and
+/// landed files are only ever added or replaced by a new file).
+fn link_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            link_tree(&entry.path(), &dest);
+        } else {
+            std::fs::hard_link(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Lands (as hard links) the last `percent` % of each source's files, or with
+/// `except`, every file but those.
+fn link_share(input: &Path, at: &Path, percent: f64, except: bool) {
+    for source in Source::ALL {
+        let files = json_files(input, source);
+        let news = ((files.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, files.len());
+        let cut = files.len() - news;
+        let folder = at.join(layout::landing_folder(source).as_ref());
+        std::fs::create_dir_all(&folder).unwrap();
+        let chosen = if except { &files[..cut] } else { &files[cut..] };
+        for file in chosen {
+            std::fs::hard_link(file, folder.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+fn stedi_run(lakehouse: &Path, extra: &[&str]) -> Measured {
+    measure(
+        Command::new(env!("CARGO_BIN_EXE_stedi"))
+            .args(["--quiet", "--lakehouse"])
+            .arg(lakehouse)
+            .arg("run")
+            .args(extra),
+    )
+}
+
+/// Incremental runs: `percent` % new files on a lakehouse that has the rest, against
+/// full runs over everything.
+fn incremental(
+    set: &str,
+    input: &Path,
+    cache: &Path,
+    runs: usize,
+    percent: f64,
+    rt: &tokio::runtime::Runtime,
+) {
+    let base = cache.join(format!("lakehouse-{set}-base"));
+    let _ = std::fs::remove_dir_all(&base);
+    rt.block_on(Lakehouse::create(base.to_str().unwrap()))
+        .unwrap();
+    link_share(input, &base, percent, true);
+    let first = stedi_run(&base, &[]);
+    eprintln!("{set}: base run {:.3}s", first.wall.as_secs_f64());
+    let (mut inc, mut inc_rss) = (Vec::new(), 0);
+    let (mut full, mut full_rss) = (Vec::new(), 0);
+    let work = cache.join(format!("lakehouse-{set}-inc"));
+    for _ in 0..runs {
+        let _ = std::fs::remove_dir_all(&work);
+        link_tree(&base, &work);
+        link_share(input, &work, percent, false);
+        let m = stedi_run(&work, &[]);
+        eprintln!("{set}: incremental {:.3}s", m.wall.as_secs_f64());
+        inc.push(m.wall);
+        inc_rss = inc_rss.max(m.max_rss_kib);
+        fresh_lakehouse(input, &work, rt);
+        let m = stedi_run(&work, &[]);
+        eprintln!("{set}: full {:.3}s", m.wall.as_secs_f64());
+        full.push(m.wall);
+        full_rss = full_rss.max(m.max_rss_kib);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&base);
+    let (inc, full) = (median(inc), median(full));
+    println!(
+        "| {set} | {percent} % | {:.3} s | {} MiB | {:.3} s | {} MiB | {:.1} % |",
+        inc.as_secs_f64(),
+        inc_rss / 1024,
+        full.as_secs_f64(),
+        full_rss / 1024,
+        100.0 * inc.as_secs_f64() / full.as_secs_f64()
+    );
+}
+
 fn bytecount_lines(file: &Path) -> u64 {
     let bytes = std::fs::read(file).unwrap();
     bytes.iter().filter(|b| **b == b'\n').count() as u64
@@ -164,6 +256,18 @@ fn main() {
         .map_or_else(|| std::env::temp_dir().join("stedi-bench"), PathBuf::from);
     std::fs::create_dir_all(&cache).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    if let Some(percent) = value("--incremental") {
+        let percent: f64 = percent.parse().unwrap();
+        println!(
+            "| set | new files | incremental run (median) | peak RSS | full run (median) | peak RSS | incremental / full |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for set in sets.split(',') {
+            let input = input(set, &cache);
+            incremental(set, &input, &cache, runs, percent, &runtime);
+        }
+        return;
+    }
 
     println!(
         "| set | input lines | stedi wall (median) | lines/s | stedi CPU/wall | stedi peak RSS | DuckDB wall (median) | DuckDB peak RSS | stedi / DuckDB |"

@@ -19,6 +19,6 @@ SELECT
     c.shareWithFriendsAsOfDate,
     customer_key(c.email) AS customer_key
 FROM customer_trusted AS c
-WHERE lower(trim(c.email)) IN (
-    SELECT lower(trim(a.user)) FROM accelerometer_trusted AS a
+WHERE customer_id(c.email) IN (
+    SELECT customer_id(a.user) FROM accelerometer_trusted AS a
 )

@@ -18,5 +18,5 @@ FROM step_trainer_trusted AS s
 JOIN customers_curated AS c
     ON c.customer_key = s.customer_key
 JOIN accelerometer_trusted AS a
-    ON lower(trim(a.user)) = lower(trim(c.email))
+    ON customer_id(a.user) = customer_id(c.email)
    AND a.timestamp = s.sensorReadingTime

@@ -14,6 +14,6 @@ SELECT
     a.z
 FROM accelerometer_landing AS a
 JOIN customer_trusted AS c
-    ON lower(trim(a.user)) = lower(trim(c.email))
+    ON customer_id(a.user) = customer_id(c.email)
 WHERE consent_policy() = 'any-time'
    OR a.timestamp >= c.shareWithResearchAsOfDate

@@ -11,7 +11,7 @@ WITH records AS (
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY lower(trim(email))
+            PARTITION BY customer_id(email)
             ORDER BY lastUpdateDate DESC NULLS LAST, _file DESC, _line DESC
         ) AS recency
     FROM customer_landing

@@ -18,7 +18,7 @@ WITH claims AS (
         max(c.customer_key) AS last_customer_key
     FROM accelerometer_trusted AS a
     JOIN customers_curated AS c
-        ON lower(trim(a.user)) = lower(trim(c.email))
+        ON customer_id(a.user) = customer_id(c.email)
     GROUP BY c.serialNumber, a.timestamp
 )
 

@@ -187,9 +187,9 @@ pub async fn affected(
         format!("_file IN ({})", quoted.join(", "))
     };
     let customers_sql = format!(
-        "SELECT DISTINCT lower(trim(email)) AS customer FROM customer_landing WHERE {}
+        "SELECT DISTINCT customer_id(email) AS customer FROM customer_landing WHERE {}
          UNION
-         SELECT DISTINCT lower(trim(user)) AS customer FROM accelerometer_landing WHERE {}",
+         SELECT DISTINCT customer_id(user) AS customer FROM accelerometer_landing WHERE {}",
         news(Source::Customer),
         news(Source::Accelerometer),
     );
@@ -207,8 +207,8 @@ pub async fn affected(
         "UNION
          SELECT DISTINCT c.serialNumber, a.timestamp AS sensorReadingTime
          FROM customer_landing AS c
-         JOIN accelerometer_landing AS a ON lower(trim(a.user)) = lower(trim(c.email))
-         WHERE lower(trim(c.email)) IN (SELECT customer FROM affected_customers)"
+         JOIN accelerometer_landing AS a ON customer_id(a.user) = customer_id(c.email)
+         WHERE customer_id(c.email) IN (SELECT customer FROM affected_customers)"
             .to_string()
     };
     let readings_sql = format!(
@@ -253,7 +253,7 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str) -> Result<String> {
                     .to_string(),
             })?;
             Ok(format!(
-                "EXISTS (SELECT 1 FROM affected_customers AS k WHERE k.customer = lower(trim(t.\"{column}\")))"
+                "EXISTS (SELECT 1 FROM affected_customers AS k WHERE k.customer = customer_id(t.\"{column}\"))"
             ))
         }
         Grain::Reading => {
@@ -334,6 +334,7 @@ pub async fn remove_affected(
     let schema = whole.schema();
     let condition = belongs(grain, &schema, &id.name)?;
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    super::functions::register_customer_id(&ctx);
     affected.register(&ctx)?;
     ctx.register_table("t", whole)?;
     if count(&ctx, &format!("SELECT count(*) FROM t WHERE {condition}")).await? == 0 {
