@@ -58,6 +58,10 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Replace the secret behind `customer_key` and re-key the curated tables.
+    ///
+    /// Keys handed out before can no longer be linked to anyone: the old secret is gone.
+    RotateKey,
     /// Run a read-only SQL query over every table by name.
     Sql {
         /// The query, e.g. "SELECT count(*) FROM machine_learning_curated".

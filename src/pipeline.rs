@@ -25,3 +25,10 @@ pub async fn run(
     let models = transform::build(lakehouse, options, progress).await?;
     Ok(RunReport { ingest, models })
 }
+
+/// Replaces the customer-key secret and re-keys the curated tables in the same run
+/// (every model is rebuilt, because each table records the secret it was built with).
+pub async fn rotate_key(lakehouse: &Lakehouse, progress: &Progress) -> Result<Vec<ModelReport>> {
+    lakehouse.rotate_customer_key_secret().await?;
+    transform::build(lakehouse, BuildOptions::default(), progress).await
+}

@@ -79,6 +79,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             print_tables(&mut stdout, &tables)?;
         }
+        Command::RotateKey => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            let models = pipeline::rotate_key(&lakehouse, &progress).await?;
+            let rebuilt: Vec<&str> = models
+                .iter()
+                .filter(|m| m.written())
+                .map(|m| m.table.name.as_str())
+                .collect();
+            note(&format!(
+                "new customer-key secret in place; rebuilt {}\n\nhint: back up `_stedi/customer_key.secret` again: the old copy no longer matches",
+                rebuilt.join(", ")
+            ));
+            print_tables(&mut stdout, &list_tables(&lakehouse).await?)?;
+        }
         Command::Sql { query, format } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
             serve::query::run(&lakehouse, &query, format, &mut stdout).await?;

@@ -158,6 +158,17 @@ impl Lakehouse {
         Ok(())
     }
 
+    /// Replaces the customer-key secret with a new random one and returns it. Tables
+    /// built with the old secret are rebuilt by the next run (their commits record which
+    /// secret they were built with); once replaced, the old keys cannot be linked to an
+    /// address any more.
+    pub async fn rotate_customer_key_secret(&self) -> Result<Vec<u8>> {
+        let secret = new_secret();
+        self.put(&layout::customer_key_secret(), hex::encode(&secret).into())
+            .await?;
+        Ok(secret)
+    }
+
     /// The secret that keys pseudonymous customer keys, created on first use.
     ///
     /// It is kept in `_stedi/customer_key.secret`, outside every table: without it a
@@ -175,9 +186,7 @@ impl Lakehouse {
                 })
             }
             Err(object_store::Error::NotFound { .. }) => {
-                let mut secret = Vec::with_capacity(32);
-                secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-                secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+                let secret = new_secret();
                 let create = object_store::PutOptions {
                     mode: object_store::PutMode::Create,
                     ..Default::default()
@@ -198,4 +207,12 @@ impl Lakehouse {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// 32 random bytes (two v4 UUIDs: 244 random bits from the operating system's generator).
+fn new_secret() -> Vec<u8> {
+    let mut secret = Vec::with_capacity(32);
+    secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    secret
 }
