@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
@@ -131,6 +132,9 @@ pub struct Affected {
     pub customers: Vec<RecordBatch>,
     /// `affected_readings(serialNumber, sensorReadingTime)`.
     pub readings: Vec<RecordBatch>,
+    /// The earliest and latest instant of the affected readings: a range that file and
+    /// row-group statistics can skip whole files by.
+    pub span: Option<(i64, i64)>,
 }
 
 impl Affected {
@@ -197,6 +201,7 @@ pub async fn affected(
     let customers = Affected {
         customers,
         readings: Vec::new(),
+        span: None,
     };
     customers.register(ctx)?;
     // A customer's change reaches the readings at every instant of their phone readings,
@@ -217,9 +222,20 @@ pub async fn affected(
         news(Source::StepTrainer),
     );
     let readings = ctx.sql(&readings_sql).await?.collect().await?;
+    let mut span: Option<(i64, i64)> = None;
+    for batch in &readings {
+        let instants = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let instants = instants.as_primitive::<arrow::datatypes::Int64Type>();
+        if let (Some(lo), Some(hi)) = (arrow::compute::min(instants), arrow::compute::max(instants))
+        {
+            span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
     Ok(Affected {
         customers: customers.customers,
         readings,
+        span,
     })
 }
 
@@ -244,7 +260,11 @@ fn time_column(schema: &SchemaRef) -> Option<&'static str> {
 }
 
 /// The condition "this row belongs to an affected key", on a table aliased `t`.
-fn belongs(grain: Grain, schema: &SchemaRef, table: &str) -> Result<String> {
+fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -> Result<String> {
+    let within = |column: &str| match affected.span {
+        Some((lo, hi)) => format!("t.\"{column}\" BETWEEN {lo} AND {hi} AND "),
+        None => String::new(),
+    };
     match grain {
         Grain::Customer => {
             let column = customer_column(schema).ok_or_else(|| StediError::Model {
@@ -258,13 +278,16 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str) -> Result<String> {
         }
         Grain::Reading => {
             if has_reading_key(schema) {
-                Ok("EXISTS (SELECT 1 FROM affected_readings AS k \
-                    WHERE k.\"serialNumber\" = t.\"serialNumber\" \
-                    AND k.\"sensorReadingTime\" = t.\"sensorReadingTime\")"
-                    .to_string())
+                Ok(format!(
+                    "{}EXISTS (SELECT 1 FROM affected_readings AS k \
+                     WHERE k.\"serialNumber\" = t.\"serialNumber\" \
+                     AND k.\"sensorReadingTime\" = t.\"sensorReadingTime\")",
+                    within("sensorReadingTime")
+                ))
             } else if let Some(column) = time_column(schema) {
                 Ok(format!(
-                    "t.\"{column}\" IN (SELECT DISTINCT \"sensorReadingTime\" FROM affected_readings)"
+                    "{}t.\"{column}\" IN (SELECT DISTINCT \"sensorReadingTime\" FROM affected_readings)",
+                    within(column)
                 ))
             } else {
                 // A table without instants (customers) is read whole.
@@ -291,7 +314,7 @@ pub async fn restricted_session(
         let schema = provider.schema();
         let full = format!("{name}__all");
         ctx.register_table(full.as_str(), provider)?;
-        let condition = belongs(grain, &schema, name)?;
+        let condition = belongs(grain, &schema, name, affected)?;
         let view = ctx
             .sql(&format!(
                 "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
@@ -332,7 +355,7 @@ pub async fn remove_affected(
     };
     let whole = table.table_provider().await.map_err(|e| err(e.into()))?;
     let schema = whole.schema();
-    let condition = belongs(grain, &schema, &id.name)?;
+    let condition = belongs(grain, &schema, &id.name, affected)?;
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     super::functions::register_customer_id(&ctx);
     affected.register(&ctx)?;
