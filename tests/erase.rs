@@ -491,6 +491,30 @@ async fn the_command_prints_the_receipt_and_mistakes_get_one_error_and_a_hint() 
     );
     assert!(stderr.contains("found nowhere"), "{stderr}");
 
+    // A copy the erasure cannot know about: the scan finds it and the command fails.
+    let copy = Path::new(&s.location()).join("exports/mailing-list.txt");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, "Bob@Y.com\nANN@x.com\n").unwrap();
+    let out = stedi(&s.location(), &["forget", "--email", "ann@x.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "error: the erased address is still found in 1 place(s): exports/mailing-list.txt"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ") && err.contains("_stedi/erasures/"),
+        "{err}"
+    );
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        receipt["scan"]["matches"],
+        serde_json::json!(["exports/mailing-list.txt"])
+    );
+    assert_eq!(receipt["tombstone"], "already present");
+
     for (args, expected) in [
         (
             vec!["forget", "--email", "not-an-address"],

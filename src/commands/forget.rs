@@ -18,6 +18,13 @@ pub async fn forget(
 ) -> Result<()> {
     let receipt = erase::forget(lakehouse, email, progress).await?;
     writeln!(out, "{}", receipt.to_json()).map_err(|e| StediError::Output(e.to_string()))?;
+    let scan = receipt.scan.clone().unwrap_or_default();
+    if !receipt.verified() {
+        return Err(StediError::ErasureIncomplete {
+            receipt: receipt.path(),
+            locations: scan.matches,
+        });
+    }
     if !receipt.removed_anything() {
         note("nothing in the lakehouse matched this address; nothing was removed");
     } else {
@@ -38,13 +45,6 @@ pub async fn forget(
             note("tombstoned: records of this address landed later are refused at ingest")
         }
         _ => note("already tombstoned: records of this address landed later are refused at ingest"),
-    }
-    let scan = receipt.scan.clone().unwrap_or_default();
-    if !receipt.verified() {
-        return Err(StediError::ErasureIncomplete {
-            receipt: receipt.path(),
-            locations: scan.matches,
-        });
     }
     note(&format!(
         "proof: {} objects ({} bytes, {} Parquet files decoded) searched, the address is found nowhere; receipt stored in {}",

@@ -1,6 +1,6 @@
 //! The proof of an erasure: every object of the lakehouse is searched for the address.
 //!
-//! Raw bytes are searched case-insensitively, which covers raw landed files, Delta logs
+//! Object names and raw bytes are searched case-insensitively; bytes cover raw landed files, Delta logs
 //! (JSON), secrets, receipts and the plain-text parts of Parquet files (footer
 //! statistics). Parquet compresses its pages, so the string columns of every Parquet file
 //! (data files and log checkpoints) are also decoded and each value is searched.
@@ -107,6 +107,10 @@ pub async fn scan_storage(store: &Arc<dyn ObjectStore>, needle: &Needle) -> Resu
         result.objects += 1;
         result.bytes += meta.size;
         let path = meta.location.to_string();
+        // A name is stored too (and copied into lineage columns).
+        if needle.is_in(path.as_bytes()) {
+            result.matches.push(format!("{path} (its name)"));
+        }
         if path.ends_with(".parquet") {
             let bytes = store.get(&meta.location).await?.bytes().await?;
             result.parquet_files += 1;
