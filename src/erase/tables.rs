@@ -137,7 +137,7 @@ pub async fn remove_rows(
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
             .await
-            .map_err(|e| StediError::delta(name, e.into()))?
+            .map_err(delta_err(name))?
             .version()
     };
     table.update_state().await.map_err(delta_err(name))?;

@@ -380,14 +380,7 @@ async fn decode_file(
     }
     if !carry.is_empty() {
         carry.push(b'\n');
-        decode_lines(
-            &mut decoder,
-            &carry,
-            &mut line_no,
-            &file,
-            rejected,
-            erased.as_deref_mut(),
-        );
+        decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected, erased);
     }
     rows += decoder.len() as u64;
     let batch = flush(&mut decoder);
