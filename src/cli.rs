@@ -84,6 +84,16 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Erase a person from every zone (raw files, every table, old versions) and prove it.
+    ///
+    /// Prints a receipt (JSON) of what was removed from where and of a scan of all storage
+    /// that found the address nowhere; the receipt is kept in `_stedi/erasures/`. Records of
+    /// the person landed later are refused at ingest.
+    Forget {
+        /// The person's e-mail address (compared trimmed and case-insensitively).
+        #[arg(long)]
+        email: String,
+    },
     /// Generate data, land it and run the pipeline in a fresh lakehouse, then print counts.
     Demo {
         /// Number of customers to generate.

@@ -68,7 +68,19 @@ pub struct FileWriter {
 
 impl FileWriter {
     /// A writer for `table`, whose files will hold `schema`.
+    ///
+    /// Statistics (kept in the Delta log, which outlives vacuumed data files) are collected
+    /// for every column except [`PERSONAL_COLUMNS`](crate::lakehouse::layout::PERSONAL_COLUMNS),
+    /// so that no e-mail address, name or raw line ever reaches `_delta_log`.
     pub fn new(table: &DeltaTable, schema: SchemaRef) -> Self {
+        let stats_columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .filter(|name| !crate::lakehouse::layout::PERSONAL_COLUMNS.contains(&name.as_str()))
+            .take(deltalake::table::config::DEFAULT_NUM_INDEX_COLS as usize)
+            .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
+            .collect();
         let config = WriterConfig::new(
             schema,
             Vec::new(),
@@ -78,7 +90,7 @@ impl FileWriter {
             DataSkippingNumIndexedCols::NumColumns(
                 deltalake::table::config::DEFAULT_NUM_INDEX_COLS,
             ),
-            None,
+            Some(stats_columns),
         );
         FileWriter {
             inner: DeltaWriter::new(table.log_store().object_store(None), config),

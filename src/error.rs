@@ -103,6 +103,37 @@ pub enum StediError {
     /// An output could not be written to stdout.
     #[error("cannot write output: {0}")]
     Output(String),
+    /// `stedi forget` was given something that is not an e-mail address.
+    #[error("cannot forget this address: {reason}")]
+    BadAddress {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A secret the lakehouse needs is missing.
+    #[error("`{path}` is missing")]
+    MissingSecret {
+        /// Its path within the lakehouse.
+        path: String,
+    },
+    /// After an erasure the address was still found on storage.
+    #[error("the erased address is still found in {} place(s): {}", locations.len(), locations.join(", "))]
+    ErasureIncomplete {
+        /// Where the receipt is stored.
+        receipt: String,
+        /// Where the address was found.
+        locations: Vec<String>,
+    },
+    /// A file is landed again under a name whose landed file an erasure rewrote, and it is
+    /// not the file that was landed then.
+    #[error(
+        "`{name}` is already landed in `landing/{source_name}/`, rewritten by an erasure (`stedi forget`), and this file is not the one landed then"
+    )]
+    LandErased {
+        /// The source feed.
+        source_name: String,
+        /// The file name.
+        name: String,
+    },
 }
 
 /// What to do when nothing is landed yet (an error's hint, or a note of `stedi run`).
@@ -133,6 +164,18 @@ impl StediError {
             StediError::Query { hint, .. } => hint.clone(),
             StediError::Model { .. } => Some(
                 "the model's SQL is in `sql/`; tables keep their previous version until a run succeeds".into(),
+            ),
+            StediError::BadAddress { .. } => Some(
+                "give the person's e-mail address, e.g. `stedi forget --email ann.lee@example.com`".into(),
+            ),
+            StediError::MissingSecret { .. } => Some(
+                "restore it from the lakehouse's backup; without it erased people cannot be recognized, so nothing is ingested".into(),
+            ),
+            StediError::ErasureIncomplete { receipt, .. } => Some(format!(
+                "the receipt is in `{receipt}`; these objects were not written by this version of stedi (copied in by hand, or Delta logs from an older version that kept statistics of personal columns): remove them, then run `stedi forget` again"
+            )),
+            StediError::LandErased { .. } => Some(
+                "`stedi forget` removed an erased person's lines from the landed file; the file landed again is neither the original nor the rewritten one. Give new records a new file name; records of erased people are refused at ingest".into(),
             ),
             StediError::Interrupted => Some(
                 "no table was left half-written; run `stedi run` again to carry on".into(),

@@ -34,6 +34,12 @@ pub enum Landed {
         /// Path within the lakehouse.
         path: String,
     },
+    /// This content was landed under this path before an erasure (`stedi forget`) removed
+    /// an erased person's lines from it; the rest of it is landed, and nothing changes.
+    AlreadyLandedBeforeErasure {
+        /// Path within the lakehouse.
+        path: String,
+    },
 }
 
 /// Lands files of one source. Every file is checked to be readable before anything is
@@ -79,10 +85,19 @@ async fn land_one(lakehouse: &Lakehouse, source: Source, file: &Path) -> Result<
                 path: dest.to_string(),
             });
         }
-        return Err(StediError::LandConflict {
-            source_name: source.name().to_string(),
-            name,
-        });
+        return match crate::erase::raw::landed_before_erasure(lakehouse, &dest, file).await? {
+            Some(true) => Ok(Landed::AlreadyLandedBeforeErasure {
+                path: dest.to_string(),
+            }),
+            Some(false) => Err(StediError::LandErased {
+                source_name: source.name().to_string(),
+                name,
+            }),
+            None => Err(StediError::LandConflict {
+                source_name: source.name().to_string(),
+                name,
+            }),
+        };
     }
     let unwritable = |e: object_store::Error| StediError::Unwritable {
         path: format!("{}{}", lakehouse.url(), dest),

@@ -3,13 +3,15 @@
 //! Raw newline-delimited JSON feeds are landed verbatim, ingested into typed Delta
 //! tables (bad records go to quarantine), and curated zone by zone by SQL models into
 //! trusted and curated Delta tables. The modules follow the data:
-//! [`lakehouse`] (where) → [`land`] → [`ingest`] → [`transform`] → [`serve`].
+//! [`lakehouse`] (where) → [`land`] → [`ingest`] → [`transform`] → [`serve`], and
+//! [`erase`] to remove a person from all of it.
 #![warn(missing_docs)]
 
 pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod delta;
+pub mod erase;
 pub mod error;
 pub mod generate;
 pub mod ingest;

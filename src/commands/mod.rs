@@ -2,6 +2,7 @@
 //! Data goes to stdout; notes and progress go to stderr.
 
 mod demo;
+mod forget;
 mod tables;
 
 use std::io::Write;
@@ -35,6 +36,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     land::Landed::AlreadyLanded { path } => {
                         writeln!(stdout, "already landed {path} (same content)")
                     }
+                    land::Landed::AlreadyLandedBeforeErasure { path } => writeln!(
+                        stdout,
+                        "already landed {path} (this content, before `stedi forget` removed an erased person's lines)"
+                    ),
                 }
                 .map_err(output)?;
             }
@@ -127,6 +132,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 summary.bytes
             )
             .map_err(output)?;
+        }
+        Command::Forget { email } => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            forget::forget(&lakehouse, &email, &progress, &note, &mut stdout).await?;
         }
         Command::Demo { customers } => {
             demo::demo(&cli.lakehouse, customers, &progress, &mut stdout).await?;

@@ -26,6 +26,9 @@ pub enum Reason {
     WrongType,
     /// A required field is absent, null or empty.
     MissingField,
+    /// The record belongs to a person erased by `stedi forget` (a tombstone matched). Its
+    /// content is withheld: `raw` and `detail` hold no personal data.
+    Erased,
 }
 
 impl Reason {
@@ -36,6 +39,7 @@ impl Reason {
             Reason::NotAnObject => "not_an_object",
             Reason::WrongType => "wrong_type",
             Reason::MissingField => "missing_field",
+            Reason::Erased => "erased",
         }
     }
 }
@@ -210,6 +214,8 @@ pub struct Decoder {
     file_column: StringBuilder,
     lines: Int64Builder,
     rows: usize,
+    /// Index of the feed's person field, if it has one.
+    person: Option<usize>,
 }
 
 impl Decoder {
@@ -231,6 +237,9 @@ impl Decoder {
             file_column: StringBuilder::new(),
             lines: Int64Builder::new(),
             rows: 0,
+            person: source
+                .person_field()
+                .and_then(|name| source.fields().iter().position(|f| f.name == name)),
         }
     }
 
@@ -247,6 +256,19 @@ impl Decoder {
     /// Decodes one line (without its newline). Blank lines return `Ok(false)`, a decoded
     /// row `Ok(true)`, a bad record its [`Rejected`].
     pub fn decode_line(&mut self, line: &[u8], line_no: u64) -> Result<bool, Rejected> {
+        self.decode_line_refusing(line, line_no, &mut |_| false)
+    }
+
+    /// [`Decoder::decode_line`], refusing a record whose person field (see
+    /// [`Source::person_field`]) `erased` says belongs to an erased person: such a record
+    /// is rejected as [`Reason::Erased`] with its content withheld, whatever else is wrong
+    /// with it, so that no trace of the person is stored.
+    pub fn decode_line_refusing(
+        &mut self,
+        line: &[u8],
+        line_no: u64,
+        erased: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, Rejected> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(false);
@@ -269,6 +291,17 @@ impl Decoder {
                     reject(Reason::MalformedJson, format!("malformed JSON: {e}"))
                 }
             })?;
+        }
+        if let Some(person) = self.person
+            && let Scalar::Str(who) = &values[person]
+            && erased(who)
+        {
+            return Err(Rejected {
+                line: line_no,
+                reason: Reason::Erased,
+                detail: "withheld: the record belongs to a person erased by `stedi forget`".into(),
+                raw: String::new(),
+            });
         }
         let mut typed: [Typed<'_>; MAX_FIELDS] = [Typed::Null; MAX_FIELDS];
         for ((spec, value), slot) in fields.iter().zip(values.iter()).zip(typed.iter_mut()) {
@@ -530,6 +563,26 @@ mod tests {
         // The common shape does take the fast path.
         let mut v: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
         assert!(scan_flat(lines[0].as_bytes(), fields, &mut v).is_some());
+    }
+
+    #[test]
+    fn a_record_of_an_erased_person_is_refused_with_its_content_withheld() {
+        let mut d = Decoder::new(Source::Accelerometer, "f");
+        let mut erased = |who: &str| who.trim().eq_ignore_ascii_case("gone@x.com");
+        let gone = br#"{"user":" Gone@X.com","timestamp":1,"x":1,"y":2,"z":1}"#;
+        let err = d.decode_line_refusing(gone, 3, &mut erased).unwrap_err();
+        assert_eq!(
+            (err.reason, err.line, err.raw.as_str()),
+            (Reason::Erased, 3, "")
+        );
+        assert!(!err.detail.to_lowercase().contains("gone@x.com"));
+        // Refused before its type is checked, so a bad value does not leak it either.
+        let bad = br#"{"user":"gone@x.com","timestamp":"soon","x":1,"y":2,"z":1}"#;
+        let err = d.decode_line_refusing(bad, 4, &mut erased).unwrap_err();
+        assert_eq!(err.reason, Reason::Erased);
+        let kept = br#"{"user":"kept@x.com","timestamp":1,"x":1,"y":2,"z":1}"#;
+        assert_eq!(d.decode_line_refusing(kept, 5, &mut erased), Ok(true));
+        assert_eq!(d.finish().num_rows(), 1);
     }
 
     #[test]

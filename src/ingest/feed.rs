@@ -116,6 +116,17 @@ impl Source {
         }
     }
 
+    /// The field that names the person a record belongs to (their e-mail address), if the
+    /// feed has one: what an erasure matches, and what a tombstone refuses at ingest.
+    /// Step-trainer readings name no one; they belong to whoever they are attributed to.
+    pub fn person_field(self) -> Option<&'static str> {
+        match self {
+            Source::Customer => Some("email"),
+            Source::Accelerometer => Some("user"),
+            Source::StepTrainer => None,
+        }
+    }
+
     /// The feed's fields.
     pub fn fields(self) -> &'static [FieldSpec] {
         match self {

@@ -21,6 +21,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::delta::{self, FileWriter, StagedFiles};
+use crate::erase::tombstone::{TombstoneFilter, Tombstones};
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::{self, TableId, Zone};
@@ -87,6 +88,8 @@ pub async fn ingest_until(
     let quarantine_id = layout::quarantine();
     let mut quarantine =
         delta::ensure_table(lakehouse, &quarantine_id, &quarantine::schema()).await?;
+    // Records of erased people are refused; checked only when someone was erased.
+    let tombstones = Tombstones::load(lakehouse).await?.map(Arc::new);
     let mut report = IngestReport::default();
     for source in Source::ALL {
         let landing_id = TableId::new(Zone::Landing, source.landing_table());
@@ -110,6 +113,7 @@ pub async fn ingest_until(
                 &metas,
                 &mut landing,
                 &mut quarantine,
+                tombstones.clone(),
                 progress,
                 stop,
             )
@@ -135,6 +139,7 @@ pub async fn ingest_until(
                 &new,
                 &mut landing,
                 &mut quarantine,
+                tombstones.clone(),
                 progress,
                 stop,
             )
@@ -185,6 +190,7 @@ async fn ingest_batch(
     files: &[object_store::ObjectMeta],
     landing: &mut DeltaTable,
     quarantine: &mut DeltaTable,
+    tombstones: Option<Arc<Tombstones>>,
     progress: &Progress,
     stop: Option<StopAfter>,
 ) -> Result<SourceIngest> {
@@ -206,14 +212,20 @@ async fn ingest_batch(
             stage.clone(),
         );
         let mut writer = FileWriter::new(landing, source.landing_schema());
+        // One cache of checked addresses per worker.
+        let mut erased = tombstones.clone().map(TombstoneFilter::new);
         tasks.push(tokio::spawn(async move {
             let mut rejected = Quarantined::default();
             let mut rows = 0u64;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(meta) = files.get(i) else { break };
-                rows +=
-                    decode_file(&store, source, meta, &mut writer, &mut rejected, &stage).await?;
+                let sink = Sink {
+                    writer: &mut writer,
+                    rejected: &mut rejected,
+                    erased: erased.as_mut(),
+                };
+                rows += decode_file(&store, source, meta, sink, &stage).await?;
             }
             let adds = writer
                 .close()
@@ -234,6 +246,7 @@ async fn ingest_batch(
         rows += n;
     }
     let reasons = rejected.reasons();
+    let erased_lines = rejected.erased_lines();
     let app = ledger::app_id(source);
     let quarantine_name = layout::quarantine().name;
 
@@ -261,6 +274,10 @@ async fn ingest_batch(
         commit_metadata(source, batch, rows),
     )
     .await?;
+    // The refused lines leave the raw files too, so that no copy of the person stays.
+    if !erased_lines.is_empty() {
+        crate::erase::remove_refused_lines(lakehouse, source, batch, &erased_lines).await?;
+    }
     stage.finish(format!(
         "{rows} rows, {} quarantined",
         reasons.values().sum::<u64>()
@@ -289,15 +306,27 @@ fn commit_metadata(source: Source, batch: i64, rows: u64) -> HashMap<String, ser
     )])
 }
 
+/// Where a worker's decoded lines go: rows to its writer, rejected lines to quarantine,
+/// and the tombstone check (when someone was erased).
+struct Sink<'a> {
+    writer: &'a mut FileWriter,
+    rejected: &'a mut Quarantined,
+    erased: Option<&'a mut TombstoneFilter>,
+}
+
 /// Streams one landed file through the decoder; returns the rows written.
 async fn decode_file(
     store: &Arc<dyn object_store::ObjectStore>,
     source: Source,
     meta: &object_store::ObjectMeta,
-    writer: &mut FileWriter,
-    rejected: &mut Quarantined,
+    sink: Sink<'_>,
     stage: &Stage,
 ) -> Result<u64> {
+    let Sink {
+        writer,
+        rejected,
+        mut erased,
+    } = sink;
     let file = meta.location.to_string();
     let mut decoder = Decoder::new(source, file.clone());
     let mut carry: Vec<u8> = Vec::new();
@@ -320,11 +349,25 @@ async fn decode_file(
             // Finish the line cut at the end of the previous chunk, copying only it.
             let first = memchr::memchr(b'\n', complete).map_or(complete.len(), |i| i + 1);
             carry.extend_from_slice(&complete[..first]);
-            decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected);
+            decode_lines(
+                &mut decoder,
+                &carry,
+                &mut line_no,
+                &file,
+                rejected,
+                erased.as_deref_mut(),
+            );
             carry.clear();
             complete = &complete[first..];
         }
-        decode_lines(&mut decoder, complete, &mut line_no, &file, rejected);
+        decode_lines(
+            &mut decoder,
+            complete,
+            &mut line_no,
+            &file,
+            rejected,
+            erased.as_deref_mut(),
+        );
         carry.extend_from_slice(rest);
         if decoder.len() >= BATCH_ROWS {
             rows += decoder.len() as u64;
@@ -337,7 +380,7 @@ async fn decode_file(
     }
     if !carry.is_empty() {
         carry.push(b'\n');
-        decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected);
+        decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected, erased);
     }
     rows += decoder.len() as u64;
     let batch = flush(&mut decoder);
@@ -355,13 +398,29 @@ fn decode_lines(
     line_no: &mut u64,
     file: &str,
     rejected: &mut Quarantined,
+    erased: Option<&mut TombstoneFilter>,
 ) {
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', bytes) {
-        *line_no += 1;
-        if let Err(r) = decoder.decode_line(&bytes[start..end], *line_no) {
-            rejected.push(file, r);
+    match erased {
+        None => {
+            for end in memchr::memchr_iter(b'\n', bytes) {
+                *line_no += 1;
+                if let Err(r) = decoder.decode_line(&bytes[start..end], *line_no) {
+                    rejected.push(file, r);
+                }
+                start = end + 1;
+            }
         }
-        start = end + 1;
+        Some(filter) => {
+            let mut is_erased = |who: &str| filter.is_erased(who);
+            for end in memchr::memchr_iter(b'\n', bytes) {
+                *line_no += 1;
+                let line = &bytes[start..end];
+                if let Err(r) = decoder.decode_line_refusing(line, *line_no, &mut is_erased) {
+                    rejected.push(file, r);
+                }
+                start = end + 1;
+            }
+        }
     }
 }

@@ -58,6 +58,20 @@ impl Quarantined {
         counts
     }
 
+    /// The lines refused because they belong to an erased person, per file: they are
+    /// removed from the raw landed files once the batch is published.
+    pub fn erased_lines(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<u64>> {
+        let mut lines = std::collections::BTreeMap::<_, std::collections::BTreeSet<u64>>::new();
+        for (file, r) in &self.rows {
+            if r.reason == super::decode::Reason::Erased {
+                lines.entry(file.clone()).or_default().insert(r.line);
+            }
+        }
+        lines
+    }
+
     /// The rows as a `quarantine` batch, ordered by file and line.
     pub fn into_batch(mut self, source: Source) -> RecordBatch {
         self.rows

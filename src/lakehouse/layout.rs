@@ -5,7 +5,8 @@
 //! landing/<source>_landing/    typed landing tables (Delta)
 //! landing/quarantine/          rejected records (Delta)
 //! trusted/<table>/, curated/<table>/   tables built by the SQL models (Delta)
-//! _stedi/                      the lakehouse's own state: marker, ledger, secret
+//! _stedi/                      the lakehouse's own state: marker, ledger, secrets,
+//!                              tombstones of erased people, erasure receipts
 //! ```
 
 use std::fmt;
@@ -102,4 +103,42 @@ pub fn marker() -> Path {
 /// The secret that keys pseudonymous customer keys. It lives outside every table.
 pub fn customer_key_secret() -> Path {
     Path::from("_stedi/customer_key.secret")
+}
+
+/// Columns that hold personal data: an e-mail address, a name, a phone number, a birthday,
+/// or (in `quarantine`) a raw landed line and a message quoting it.
+///
+/// Delta records min/max statistics of every data file in its log (`_delta_log/*.json`),
+/// and the log is kept after the data files are vacuumed. No statistics are collected for
+/// these columns, so that erasing a person (`stedi forget`) can remove every copy of
+/// their data: the data files are rewritten and vacuumed, and the log never held it.
+pub const PERSONAL_COLUMNS: &[&str] = &[
+    "email",
+    "user",
+    "customerName",
+    "phone",
+    "birthDay",
+    "raw",
+    "detail",
+];
+
+/// Keyed hashes of the addresses of erased people, whose records are refused at ingest.
+pub fn tombstones() -> TableId {
+    TableId::new(Zone::System, "tombstones")
+}
+
+/// The secret that keys the tombstone hashes. Unlike the customer-key secret it is never
+/// rotated: a tombstone must keep matching its address for as long as the lakehouse lives.
+pub fn tombstone_secret() -> Path {
+    Path::from("_stedi/tombstone.secret")
+}
+
+/// The folder of erasure receipts, one JSON file per `stedi forget`.
+pub fn erasures_folder() -> Path {
+    Path::from("_stedi/erasures")
+}
+
+/// The receipt of one erasure.
+pub fn erasure_receipt(id: &str) -> Path {
+    Path::from(format!("_stedi/erasures/{id}.json"))
 }

@@ -1,0 +1,542 @@
+//! `stedi forget`: a person leaves every zone, old versions cannot bring them back, all
+//! storage is searched to prove it, and their records landed later are refused.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Scratch, land_all, sample};
+use stedi::erase::{self, Needle};
+use stedi::ingest::feed::Source;
+use stedi::land::Landed;
+use stedi::progress::Progress;
+use stedi::transform::ConsentPolicy;
+use stedi::transform::functions::customer_key;
+
+/// Every landed raw file of the lakehouse: path within the lakehouse → bytes.
+fn raw_files(s: &Scratch) -> BTreeMap<String, Vec<u8>> {
+    let root = PathBuf::from(s.location());
+    let mut files = BTreeMap::new();
+    for source in Source::ALL {
+        let dir = root.join("landing").join(source.name());
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            files.insert(
+                format!("landing/{}/{name}", source.name()),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+    }
+    files
+}
+
+/// Every file under `dir`, recursively.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Splits bytes into lines that keep their terminator, as landed.
+fn lines_of(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split_inclusive(|b| *b == b'\n').collect()
+}
+
+/// Whether a raw line belongs to the person, decided here from the contract rather than
+/// with the code under test: their e-mail in `email`/`user`, or one of their readings.
+fn is_theirs(source: Source, line: &[u8], email: &str, readings: &HashSet<(String, i64)>) -> bool {
+    let Ok(serde_json::Value::Object(r)) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return String::from_utf8_lossy(line).to_lowercase().contains(email);
+    };
+    let text = |k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_str())
+            .map(|v| v.trim().to_lowercase())
+    };
+    match source {
+        Source::Customer => text("email").as_deref() == Some(email),
+        Source::Accelerometer => text("user").as_deref() == Some(email),
+        Source::StepTrainer => match (
+            r.get("serialNumber").and_then(|v| v.as_str()),
+            r.get("sensorReadingTime").and_then(|v| v.as_i64()),
+        ) {
+            (Some(s), Some(t)) => readings.contains(&(s.to_string(), t)),
+            _ => false,
+        },
+    }
+}
+
+fn source_of(path: &str) -> Source {
+    Source::from_name(path.split('/').nth(1).unwrap()).unwrap()
+}
+
+const TABLES: &[&str] = &[
+    "customer_landing",
+    "accelerometer_landing",
+    "step_trainer_landing",
+    "quarantine",
+    "customer_trusted",
+    "accelerometer_trusted",
+    "customers_curated",
+    "step_trainer_trusted",
+    "machine_learning_curated",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgetting_a_customer_removes_them_from_every_zone_and_proves_it() {
+    let Some(root) = sample() else {
+        return;
+    };
+    let s = Scratch::new().await;
+    land_all(&s, &root).await;
+    s.run(ConsentPolicy::AnyTime).await;
+
+    // A consenting customer with attributed step-trainer readings (the one with most).
+    let email = s
+        .rows(
+            "SELECT lower(trim(c.email)) FROM customers_curated c JOIN step_trainer_trusted t \
+             ON t.customer_key = c.customer_key GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        )
+        .await
+        .remove(0);
+    let secret = s.lakehouse.customer_key_secret().await.unwrap();
+    let key = customer_key(&secret, &email);
+    let readings: HashSet<(String, i64)> = s
+        .rows(&format!(
+            "SELECT serialNumber, sensorReadingTime FROM step_trainer_trusted WHERE customer_key = '{key}'"
+        ))
+        .await
+        .into_iter()
+        .map(|r| {
+            let (serial, time) = r.split_once('|').unwrap();
+            (serial.to_string(), time.parse().unwrap())
+        })
+        .collect();
+    assert!(!readings.is_empty());
+    let in_list = readings
+        .iter()
+        .map(|(s, t)| format!("'{s}|{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    // Their rows in every table, counted before anything changes.
+    let theirs = [
+        format!("SELECT count(*) FROM customer_landing WHERE lower(trim(email)) = '{email}'"),
+        format!("SELECT count(*) FROM accelerometer_landing WHERE lower(trim(user)) = '{email}'"),
+        format!(
+            "SELECT count(*) FROM step_trainer_landing WHERE concat(serialNumber, '|', CAST(sensorReadingTime AS VARCHAR)) IN ({in_list})"
+        ),
+        format!("SELECT count(*) FROM quarantine WHERE lower(raw) LIKE '%{email}%'"),
+        format!("SELECT count(*) FROM customer_trusted WHERE lower(trim(email)) = '{email}'"),
+        format!("SELECT count(*) FROM accelerometer_trusted WHERE lower(trim(user)) = '{email}'"),
+        format!("SELECT count(*) FROM customers_curated WHERE customer_key = '{key}'"),
+        format!("SELECT count(*) FROM step_trainer_trusted WHERE customer_key = '{key}'"),
+        format!("SELECT count(*) FROM machine_learning_curated WHERE customer_key = '{key}'"),
+    ];
+    let mut before = Vec::new();
+    for (table, sql) in TABLES.iter().zip(&theirs) {
+        let (total, mine) = (s.count(table).await, s.scalar(sql).await as u64);
+        before.push((total, mine));
+    }
+    assert!(
+        before[1].1 > 0 && before[2].1 > 0 && before[4].1 == 1,
+        "{before:?}"
+    );
+    let raw_before = raw_files(&s);
+    let landing_version = stedi::delta::version(
+        &s.lakehouse
+            .load_table(&stedi::lakehouse::layout::TableId::new(
+                stedi::lakehouse::layout::Zone::Landing,
+                "customer_landing",
+            ))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+
+    // Forget them, with the address written as a person would type it.
+    let typed = format!("  {}  ", email.to_uppercase());
+    let receipt = erase::forget(&s.lakehouse, &typed, &Progress::hidden())
+        .await
+        .unwrap();
+
+    // Every table lost exactly their rows.
+    for ((table, (total, mine)), sql) in TABLES.iter().zip(&before).zip(&theirs) {
+        assert_eq!(s.count(table).await, total - mine, "{table}");
+        assert_eq!(s.scalar(sql).await, 0, "{table}");
+        let change = receipt.tables.iter().find(|t| t.table == *table).unwrap();
+        assert_eq!(change.rows_removed, *mine as i64, "{table} in the receipt");
+    }
+
+    // Raw files: their lines are gone, every other byte is unchanged, untouched files
+    // were not rewritten.
+    let raw_after = raw_files(&s);
+    assert_eq!(
+        raw_before.keys().collect::<Vec<_>>(),
+        raw_after.keys().collect::<Vec<_>>()
+    );
+    let mut removed_lines = 0;
+    for (path, old) in &raw_before {
+        let source = source_of(path);
+        let kept: Vec<u8> = lines_of(old)
+            .into_iter()
+            .filter(|l| !is_theirs(source, l, &email, &readings))
+            .flatten()
+            .copied()
+            .collect();
+        removed_lines += lines_of(old).len() - lines_of(&kept).len();
+        assert!(
+            raw_after[path] == kept,
+            "{path} is not the original without their lines"
+        );
+        let in_receipt = receipt.raw_files.iter().find(|f| &f.path == path);
+        match in_receipt {
+            Some(f) => {
+                assert_ne!(&kept, old, "{path}");
+                assert_eq!(
+                    f.lines_removed as usize,
+                    lines_of(old).len() - lines_of(&kept).len()
+                );
+            }
+            None => assert_eq!(&kept, old, "{path} held their lines but was not rewritten"),
+        }
+    }
+    assert_eq!(
+        removed_lines as u64,
+        before[0].1 + before[1].1 + before[2].1,
+        "raw lines removed = landing rows removed"
+    );
+    // The raw files still add up to the landing tables.
+    for (i, source) in Source::ALL.iter().enumerate() {
+        let lines: usize = raw_after
+            .iter()
+            .filter(|(p, _)| source_of(p) == *source)
+            .map(|(_, b)| {
+                lines_of(b)
+                    .iter()
+                    .filter(|l| !l.trim_ascii().is_empty())
+                    .count()
+            })
+            .sum();
+        assert_eq!(lines as u64, s.count(TABLES[i]).await, "{source}");
+    }
+
+    // The proof: the scan found nothing, and an independent search agrees.
+    let scan = receipt.scan.clone().unwrap();
+    assert!(receipt.verified(), "{:?}", scan.matches);
+    let files = all_files(Path::new(&s.location()));
+    assert_eq!(scan.objects as usize, files.len());
+    assert!(scan.parquet_files > 0);
+    let needle = Needle::new(&email);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(
+            !needle.is_in(&bytes),
+            "{} holds the address",
+            file.display()
+        );
+        if file.extension().is_some_and(|e| e == "parquet") {
+            let found = stedi::erase::scan::scan_parquet("f", bytes.into(), &needle);
+            assert!(found.is_empty(), "{}: {found:?}", file.display());
+        }
+    }
+
+    // The receipt is stored, equals what was returned, and holds no address.
+    let stored_path = Path::new(&s.location()).join(receipt.path());
+    let stored = std::fs::read_to_string(&stored_path).unwrap();
+    assert!(!stored.to_lowercase().contains(&email), "{stored}");
+    let parsed: erase::Receipt = serde_json::from_str(&stored).unwrap();
+    assert_eq!(parsed, receipt);
+    assert_eq!(parsed.tombstone.as_deref(), Some("added"));
+    assert_eq!(parsed.address_hash.as_ref().unwrap().len(), 64);
+
+    // Time travel cannot bring them back: the old version's files are gone.
+    let url = s
+        .lakehouse
+        .table_url(&stedi::lakehouse::layout::TableId::new(
+            stedi::lakehouse::layout::Zone::Landing,
+            "customer_landing",
+        ));
+    let old = deltalake::open_table_with_version(url, landing_version as u64).await;
+    if let Ok(old) = old {
+        let uris: Vec<String> = old.get_file_uris().unwrap().collect();
+        let missing = uris
+            .iter()
+            .filter(|u| !Path::new(u.trim_start_matches("file://")).exists())
+            .count();
+        assert!(
+            missing > 0,
+            "every file of the old version still exists: {uris:?}"
+        );
+        let ctx = datafusion::prelude::SessionContext::new();
+        let read = async {
+            ctx.register_table("old", old.table_provider().await?)?;
+            // Not count(*): that is answered from the log's statistics without reading files.
+            ctx.sql("SELECT email FROM old").await?.collect().await?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        };
+        assert!(read.await.is_err(), "the old version can still be read");
+    }
+
+    // Their records landed again later are refused at ingest, with nothing of them kept.
+    let customer_line = raw_before
+        .iter()
+        .filter(|(p, _)| source_of(p) == Source::Customer)
+        .flat_map(|(_, b)| lines_of(b))
+        .find(|l| is_theirs(Source::Customer, l, &email, &readings))
+        .map(|l| String::from_utf8_lossy(l).trim_end().to_string())
+        .unwrap();
+    let reading = format!(
+        r#"{{"user":"{}","timestamp":1,"x":1,"y":2,"z":3}}"#,
+        email.to_uppercase()
+    );
+    let landing_rows = s.count("customer_landing").await;
+    s.land_lines(
+        Source::Customer,
+        "customer-again.json",
+        &[&customer_line, r#"{"email":"new@x.com"}"#],
+    )
+    .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "accelerometer-again.json",
+        &[&reading],
+    )
+    .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(s.count("customer_landing").await, landing_rows + 1);
+    let refused = s
+        .rows("SELECT source, file, line, reason, raw FROM quarantine WHERE reason = 'erased' ORDER BY source")
+        .await;
+    assert_eq!(
+        refused,
+        [
+            "accelerometer|landing/accelerometer/accelerometer-again.json|1|erased|",
+            "customer|landing/customer/customer-again.json|1|erased|",
+        ]
+    );
+    for sql in &theirs[4..] {
+        assert_eq!(s.scalar(sql).await, 0, "{sql}");
+    }
+    // The refused lines left the raw files too.
+    let again =
+        std::fs::read(Path::new(&s.location()).join("landing/customer/customer-again.json"))
+            .unwrap();
+    assert_eq!(again, b"{\"email\":\"new@x.com\"}\n");
+    for file in all_files(Path::new(&s.location())) {
+        assert!(
+            !needle.is_in(&std::fs::read(&file).unwrap()),
+            "{}",
+            file.display()
+        );
+    }
+
+    // Landing an original file again is recognized, not refused; another file under
+    // that name is refused with the reason.
+    let original = raw_before
+        .keys()
+        .find(|p| {
+            receipt.raw_files.iter().any(|f| &f.path == *p) && source_of(p) == Source::Customer
+        })
+        .unwrap();
+    let name = Path::new(original).file_name().unwrap();
+    let copy = s.dir.path().join("again").join(name);
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, &raw_before[original]).unwrap();
+    let landed = stedi::land::land(&s.lakehouse, Source::Customer, std::slice::from_ref(&copy))
+        .await
+        .unwrap();
+    assert!(
+        matches!(landed[0], Landed::AlreadyLandedBeforeErasure { .. }),
+        "{landed:?}"
+    );
+    std::fs::write(&copy, b"{\"email\":\"someone@else.com\"}\n").unwrap();
+    let err = stedi::land::land(&s.lakehouse, Source::Customer, &[copy])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rewritten by an erasure"), "{err}");
+    assert!(err.hint().unwrap().contains("stedi forget"));
+    assert_eq!(raw_files(&s)[original], raw_after[original]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantined_lines_with_the_address_go_and_an_unknown_address_is_still_tombstoned() {
+    let s = Scratch::new().await;
+    s.land_lines(
+        Source::Customer,
+        "c.json",
+        &[
+            r#"{"email":"ann@x.com","serialNumber":"S","lastUpdateDate":1,"shareWithResearchAsOfDate":1}"#,
+            r#"{"email":"Bob@X.com", broken"#,
+            r#"{"email":"bob@x.com","lastUpdateDate":"yesterday"}"#,
+            r#"{"email":" BOB@x.com","serialNumber":"S","lastUpdateDate":2,"shareWithResearchAsOfDate":1}"#,
+        ],
+    )
+    .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "a.json",
+        &[
+            r#"{"user":"ann@x.com","timestamp":100,"x":1.0,"y":0.5,"z":-1.0}"#,
+            r#"{"user":"bob@x.com","timestamp":100,"x":"fast","y":0.5,"z":-1.0}"#,
+            r#"{"user":"bob@x.com","timestamp":300,"x":1,"y":0.5,"z":-1.0}"#,
+        ],
+    )
+    .await;
+    s.land_lines(
+        Source::StepTrainer,
+        "s.json",
+        &[
+            r#"{"sensorReadingTime":100,"serialNumber":"S","distanceFromObject":10}"#,
+            r#"{"sensorReadingTime":300,"serialNumber":"S","distanceFromObject":20}"#,
+        ],
+    )
+    .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(s.count("quarantine").await, 3);
+    assert_eq!(s.count("step_trainer_trusted").await, 2);
+
+    let receipt = erase::forget(&s.lakehouse, "bob@x.com", &Progress::hidden())
+        .await
+        .unwrap();
+    assert!(receipt.verified(), "{:?}", receipt.scan);
+    // The erasure rebuilt and vacuumed the tables; the next run sees them up to date.
+    let report = s.run(ConsentPolicy::AnyTime).await;
+    assert!(
+        report.models.iter().all(|m| !m.rebuilt),
+        "{:?}",
+        report.models
+    );
+    assert_eq!(s.count("quarantine").await, 0);
+    assert_eq!(s.count("customer_landing").await, 1);
+    assert_eq!(s.count("accelerometer_landing").await, 1);
+    // Bob's reading at 300 goes; Ann's at 100 stays.
+    assert_eq!(
+        s.rows("SELECT sensorReadingTime FROM step_trainer_landing")
+            .await,
+        ["100"]
+    );
+    let c =
+        std::fs::read_to_string(Path::new(&s.location()).join("landing/customer/c.json")).unwrap();
+    assert_eq!(
+        c,
+        "{\"email\":\"ann@x.com\",\"serialNumber\":\"S\",\"lastUpdateDate\":1,\"shareWithResearchAsOfDate\":1}\n"
+    );
+
+    // Nobody of that name: nothing removed, still proven, still tombstoned.
+    let nobody = erase::forget(&s.lakehouse, "Nobody@Nowhere.org", &Progress::hidden())
+        .await
+        .unwrap();
+    assert!(!nobody.removed_anything() && nobody.verified());
+    assert!(nobody.raw_files.is_empty());
+    assert_eq!(nobody.tombstone.as_deref(), Some("added"));
+    let again = erase::forget(&s.lakehouse, "nobody@nowhere.org", &Progress::hidden())
+        .await
+        .unwrap();
+    assert_eq!(again.tombstone.as_deref(), Some("already present"));
+    s.land_lines(
+        Source::Accelerometer,
+        "late.json",
+        &[r#"{"user":"nobody@nowhere.org","timestamp":1,"x":1,"y":1,"z":1}"#],
+    )
+    .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(
+        s.rows("SELECT reason, raw, detail FROM quarantine").await,
+        ["erased||withheld: the record belongs to a person erased by `stedi forget`"]
+    );
+    // A run after an erasure with nothing new rebuilds nothing.
+    let report = s.run(ConsentPolicy::AnyTime).await;
+    assert!(
+        report.models.iter().all(|m| !m.rebuilt),
+        "{:?}",
+        report.models
+    );
+}
+
+fn stedi(lakehouse: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stedi"))
+        .arg("--lakehouse")
+        .arg(lakehouse)
+        .args(args)
+        .env_remove("STEDI_LAKEHOUSE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_prints_the_receipt_and_mistakes_get_one_error_and_a_hint() {
+    let s = Scratch::new().await;
+    s.land_lines(Source::Customer, "c.json", &[r#"{"email":"ann@x.com"}"#])
+        .await;
+    let out = stedi(&s.location(), &["forget", "--email", "Ann@X.com"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(receipt["raw_files"][0]["lines_removed"], 1);
+    assert_eq!(receipt["scan"]["matches"], serde_json::json!([]));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .contains("ann@x.com")
+    );
+    assert!(stderr.contains("found nowhere"), "{stderr}");
+
+    // A copy the erasure cannot know about: the scan finds it and the command fails.
+    let copy = Path::new(&s.location()).join("exports/mailing-list.txt");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, "Bob@Y.com\nANN@x.com\n").unwrap();
+    let out = stedi(&s.location(), &["forget", "--email", "ann@x.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "error: the erased address is still found in 1 place(s): exports/mailing-list.txt"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ") && err.contains("_stedi/erasures/"),
+        "{err}"
+    );
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        receipt["scan"]["matches"],
+        serde_json::json!(["exports/mailing-list.txt"])
+    );
+    assert_eq!(receipt["tombstone"], "already present");
+
+    for (args, expected) in [
+        (
+            vec!["forget", "--email", "not-an-address"],
+            "cannot forget this address",
+        ),
+        (vec!["forget", "--email", "  "], "the address is empty"),
+    ] {
+        let out = stedi(&s.location(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{err}"
+        );
+        assert!(err.contains("hint: ") && !err.contains("panicked"), "{err}");
+    }
+    let nowhere = s.dir.path().join("nowhere");
+    let out = stedi(nowhere.to_str().unwrap(), &["forget", "--email", "a@b.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: no lakehouse") && err.contains("hint: "),
+        "{err}"
+    );
+}
