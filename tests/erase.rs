@@ -412,7 +412,7 @@ async fn quarantined_lines_with_the_address_go_and_an_unknown_address_is_still_t
     // The erasure rebuilt and vacuumed the tables; the next run sees them up to date.
     let report = s.run(ConsentPolicy::AnyTime).await;
     assert!(
-        report.models.iter().all(|m| !m.rebuilt),
+        report.models.iter().all(|m| !m.written()),
         "{:?}",
         report.models
     );
@@ -457,7 +457,7 @@ async fn quarantined_lines_with_the_address_go_and_an_unknown_address_is_still_t
     // A run after an erasure with nothing new rebuilds nothing.
     let report = s.run(ConsentPolicy::AnyTime).await;
     assert!(
-        report.models.iter().all(|m| !m.rebuilt),
+        report.models.iter().all(|m| !m.written()),
         "{:?}",
         report.models
     );

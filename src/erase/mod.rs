@@ -143,9 +143,13 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
     let mut rebuilt = Vec::new();
     if landed && (landing_changed || models_hold(lakehouse, &needle, &normalized).await?) {
         stage.message("rebuilding the trusted and curated tables");
-        // policy: a full rebuild under `any-time` is always correct for the erasure; the
-        // policy of the last run is not recorded yet.
-        rebuilt = crate::transform::build(lakehouse, ConsentPolicy::AnyTime, progress).await?;
+        // A full rebuild under the policy the tables were built with: rows removed from
+        // the landing tables are not news a watermark could show.
+        let options = crate::transform::BuildOptions {
+            consent: None,
+            full: true,
+        };
+        rebuilt = crate::transform::build(lakehouse, options, progress).await?;
     }
 
     // 6. Vacuum them too: the files of their old versions held the person.
@@ -157,7 +161,7 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
         let rows = delta::row_count(&table).unwrap_or(0);
         let version = rebuilt
             .iter()
-            .find(|r| &r.table == id && r.rebuilt)
+            .find(|r| &r.table == id && r.written())
             .map(|r| r.version);
         let files_vacuumed = tables::vacuum(lakehouse, id).await?;
         changes.push(TableChange {

@@ -158,7 +158,7 @@ pub async fn vacuum(lakehouse: &Lakehouse, id: &TableId) -> Result<u64> {
         return Ok(0);
     };
     let mut properties = CommitProperties::default();
-    if let Some(fingerprint) = delta::last_commit_value(&table, FINGERPRINT_KEY).await? {
+    if let Some(fingerprint) = delta::recorded_value(&table, FINGERPRINT_KEY).await? {
         properties = properties.with_metadata([(FINGERPRINT_KEY.to_string(), fingerprint)]);
     }
     let (_, metrics) = table
