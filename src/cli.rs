@@ -98,12 +98,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = crate::commands::run(cli) => result,
-            _ = tokio::signal::ctrl_c() => Err(crate::error::StediError::Interrupted),
-        }
-    });
+    // Ctrl-C is handled inside: a command that changes the lakehouse must still record
+    // that it was interrupted before the process exits.
+    let outcome = runtime.block_on(crate::commands::run(cli));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

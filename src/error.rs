@@ -103,6 +103,15 @@ pub enum StediError {
     /// An output could not be written to stdout.
     #[error("cannot write output: {0}")]
     Output(String),
+    /// A command finished, but its row in the run history could not be written.
+    #[error("`{command}` finished, but could not be recorded in the run history: {source}")]
+    NotRecorded {
+        /// The command, as the history would have shown it.
+        command: String,
+        /// Why the row could not be written.
+        #[source]
+        source: Box<StediError>,
+    },
 }
 
 /// What to do when nothing is landed yet (an error's hint, or a note of `stedi run`).
@@ -136,6 +145,9 @@ impl StediError {
             ),
             StediError::Interrupted => Some(
                 "no table was left half-written; run `stedi run` again to carry on".into(),
+            ),
+            StediError::NotRecorded { .. } => Some(
+                "the command's changes are in place, but `stedi history` will not show it; check that `_stedi/runs/` in the lakehouse can be written".into(),
             ),
             _ => None,
         }

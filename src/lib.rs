@@ -12,6 +12,7 @@ pub mod commands;
 pub mod delta;
 pub mod error;
 pub mod generate;
+pub mod history;
 pub mod ingest;
 pub mod lakehouse;
 pub mod land;
