@@ -2,6 +2,7 @@
 //! Data goes to stdout; notes and progress go to stderr.
 
 mod demo;
+mod history;
 mod tables;
 
 use std::future::Future;
@@ -204,6 +205,13 @@ async fn execute(cli: Cli, interrupt: &Interrupt) -> Result<()> {
         Command::Sql { query, format } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
             serve::query::run(&lakehouse, &query, format, &mut stdout).await?;
+        }
+        Command::History { limit, format } => {
+            let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
+            let recorded = history::print(&lakehouse, limit, format, &mut stdout).await?;
+            if !recorded {
+                note("no runs recorded yet: `stedi run` records each run here");
+            }
         }
         Command::Tables => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;

@@ -12,6 +12,7 @@ use crate::catalog;
 use crate::delta;
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
+use crate::lakehouse::layout::{self, TableId};
 use crate::transform;
 
 /// How query results are printed.
@@ -26,13 +27,20 @@ pub enum Format {
     Json,
 }
 
+/// Every table `stedi sql` can read: the tables of the contract, the ledger of ingested
+/// files (`ingested_files`) and the run history (`runs`).
+pub fn queryable_tables() -> Result<Vec<TableId>> {
+    let mut tables = catalog::tables()?;
+    tables.push(layout::ingested_files());
+    tables.push(layout::runs());
+    Ok(tables)
+}
+
 /// A session where every existing table of the lakehouse is registered under its name,
-/// and the ledger of ingested files as `ingested_files`.
+/// the ledger of ingested files as `ingested_files` and the run history as `runs`.
 pub async fn context(lakehouse: &Lakehouse) -> Result<SessionContext> {
     let ctx = transform::session();
-    let mut tables = catalog::tables()?;
-    tables.push(crate::lakehouse::layout::ingested_files());
-    for id in tables {
+    for id in queryable_tables()? {
         if let Some(table) = lakehouse.load_table(&id).await? {
             delta::register(&ctx, &id.name, &table).await?;
         }
@@ -48,6 +56,17 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<()> {
     let ctx = context(lakehouse).await?;
+    print(&ctx, sql, format, out).await
+}
+
+/// Runs one read-only query in a prepared session and prints its result to `out`: the one
+/// way query results are printed, shared by `stedi sql` and `stedi history`.
+pub async fn print(
+    ctx: &SessionContext,
+    sql: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
