@@ -1,4 +1,5 @@
-//! The run history, as a user meets it: `stedi history` lists what each command changed.
+//! The run history and time travel, as a user meets them: `stedi history` lists what each
+//! command changed, and `stedi sql` reads any table as of a version or a time.
 
 mod common;
 
@@ -50,6 +51,19 @@ fn object(run: &Value, column: &str) -> serde_json::Map<String, Value> {
         .as_object()
         .unwrap()
         .clone()
+}
+
+/// A user mistake: exit 1, an `error:` line first containing `needle`, and a hint.
+fn assert_user_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.lines().next().unwrap().contains(needle),
+        "{needle:?} not in {err}"
+    );
+    assert!(err.contains("\nhint: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 const ANN: &str =
@@ -182,6 +196,157 @@ async fn a_failed_run_is_recorded_and_still_fails_with_its_own_error() {
     assert!(versions.contains_key("customer_landing"), "{versions:?}");
     assert!(!versions.contains_key("customer_trusted"), "{versions:?}");
     assert_eq!(object(last, "rows")["customer_landing"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_reads_a_table_as_of_a_version_or_a_time() {
+    let s = Scratch::new().await;
+    let loc = s.location();
+    s.land_lines(Source::Customer, "a.json", &[ANN, BOB]).await;
+    ok(&loc, &["run"]);
+    s.land_lines(Source::Customer, "b.json", &[CAT]).await;
+    ok(&loc, &["run"]);
+
+    // The history says which version the first run left `customer_landing` at, and when.
+    let runs = history(&loc);
+    let first = &runs[1];
+    let version = object(first, "versions")["customer_landing"]
+        .as_i64()
+        .unwrap();
+    let ended = first["ended_at"].as_str().unwrap();
+
+    // Both states of the table in one query.
+    let query = format!(
+        r#"SELECT (SELECT count(*) FROM "customer_landing@{version}") AS then_,
+                  (SELECT count(*) FROM customer_landing) AS now_"#
+    );
+    assert_eq!(
+        ok(&loc, &["sql", &query, "--format", "csv"]),
+        "then_,now_\n2,3\n"
+    );
+
+    // As of a time: the latest version at or before it.
+    let query = format!(r#"SELECT email FROM "customer_landing@{ended}" ORDER BY email"#);
+    assert_eq!(
+        ok(&loc, &["sql", &query, "--format", "csv"]),
+        "email\nann@x.com\nbob@x.com\n"
+    );
+
+    // Only what the old version held: the file landed later is not in it.
+    let query =
+        format!(r#"SELECT DISTINCT _file FROM "customer_landing@{version}" ORDER BY _file"#);
+    assert_eq!(
+        ok(&loc, &["sql", &query, "--format", "csv"]),
+        "_file\nlanding/customer/a.json\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_mistakes_are_explained() {
+    let s = Scratch::new().await;
+    let loc = s.location();
+    s.land_lines(Source::Customer, "a.json", &[ANN]).await;
+    ok(&loc, &["run"]);
+    let latest = stedi::commands::list_tables(&s.lakehouse)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.table == "customer_landing")
+        .unwrap()
+        .version
+        .unwrap();
+
+    let sql = |q: &str| stedi(&loc, &["sql", q]);
+    let bad_version = sql(r#"SELECT count(*) FROM "customer_landing@99""#);
+    assert_user_error(&bad_version, "`customer_landing` has no version 99");
+    assert!(
+        stderr(&bad_version).contains(&format!(
+            "the latest version of `customer_landing` is {latest}"
+        )),
+        "{}",
+        stderr(&bad_version)
+    );
+    let unknown = sql(r#"SELECT count(*) FROM "customers@1""#);
+    assert_user_error(&unknown, "no table `customers`");
+    assert!(
+        stderr(&unknown).contains("customer_landing"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_user_error(
+        &sql(r#"SELECT count(*) FROM "customer_landing@yesterday""#),
+        "neither a version nor a time",
+    );
+    assert_user_error(
+        &sql(r#"SELECT count(*) FROM "customer_landing@2001-01-01T00:00:00Z""#),
+        "did not exist yet at 2001-01-01T00:00:00Z",
+    );
+    // Without the double quotes, a time does not parse as a name.
+    let unquoted = sql("SELECT count(*) FROM customer_landing@2026-11-22T10:00:00Z");
+    assert_user_error(&unquoted, "cannot parse");
+    assert!(
+        stderr(&unquoted).contains("double quotes"),
+        "{}",
+        stderr(&unquoted)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_whose_files_were_vacuumed_is_explained() {
+    let s = Scratch::new().await;
+    let loc = s.location();
+    s.land_lines(Source::Customer, "a.json", &[ANN]).await;
+    ok(&loc, &["run"]);
+    s.land_lines(Source::Customer, "b.json", &[CAT]).await;
+    ok(&loc, &["run"]);
+    // `customer_trusted` is rewritten by each run; remove the files only its older
+    // versions use, as a vacuum does.
+    let folder = Path::new(&loc).join("trusted/customer_trusted");
+    let table = s
+        .lakehouse
+        .load_table(&stedi::lakehouse::layout::TableId::new(
+            stedi::lakehouse::layout::Zone::Trusted,
+            "customer_trusted",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let latest = stedi::delta::version(&table);
+    let current: Vec<String> = table
+        .get_file_uris()
+        .unwrap()
+        .map(|uri| uri.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") && !current.contains(&name) {
+            std::fs::remove_file(entry.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "no older file to remove in {folder:?}");
+
+    let old = stedi(
+        &loc,
+        &[
+            "sql",
+            &format!(r#"SELECT count(*) FROM "customer_trusted@{}""#, latest - 1),
+        ],
+    );
+    assert_user_error(&old, "can no longer be read");
+    assert!(stderr(&old).contains("stedi forget"), "{}", stderr(&old));
+    // The latest version reads as before.
+    let now = ok(
+        &loc,
+        &[
+            "sql",
+            &format!(r#"SELECT count(*) AS n FROM "customer_trusted@{latest}""#),
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(now, "n\n2\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
