@@ -400,3 +400,28 @@ async fn a_run_stopped_with_ctrl_c_is_recorded_as_interrupted() {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["outcome"], "ok");
 }
+
+#[test]
+fn the_demo_is_recorded_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lh = dir.path().join("demo");
+    let lh = lh.to_str().unwrap();
+    ok(lh, &["demo", "--customers", "100"]);
+    let runs = history(lh);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (&runs[0]["command"], &runs[0]["outcome"]),
+        (&"demo".into(), &"ok".into())
+    );
+    // Every file the demo landed was ingested by its run.
+    let landed: usize = ["customer", "accelerometer", "step_trainer"]
+        .iter()
+        .map(|source| {
+            std::fs::read_dir(Path::new(lh).join("landing").join(source))
+                .unwrap()
+                .count()
+        })
+        .sum();
+    assert!(landed >= 3);
+    assert_eq!(runs[0]["files_ingested"], landed);
+}
