@@ -70,6 +70,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Show the commands that changed the lakehouse, newest first: when, how they ended,
+    /// and the table versions they wrote (to read with `stedi sql "... FROM \"table@VERSION\""`).
+    History {
+        /// Show only the newest N runs.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// `table` for people; `csv` and `json` (one object per row) for scripts.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// List every table: zone, name, rows, Delta version and location.
     Tables,
     /// Write a deterministic synthetic landing set shaped like the real feeds.
@@ -117,12 +127,9 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = crate::commands::run(cli) => result,
-            _ = tokio::signal::ctrl_c() => Err(crate::error::StediError::Interrupted),
-        }
-    });
+    // Ctrl-C is handled inside: a command that changes the lakehouse must still record
+    // that it was interrupted before the process exits.
+    let outcome = runtime.block_on(crate::commands::run(cli));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -134,6 +134,15 @@ pub enum StediError {
         /// The file name.
         name: String,
     },
+    /// A command finished, but its row in the run history could not be written.
+    #[error("`{command}` finished, but could not be recorded in the run history: {source}")]
+    NotRecorded {
+        /// The command, as the history would have shown it.
+        command: String,
+        /// Why the row could not be written.
+        #[source]
+        source: Box<StediError>,
+    },
 }
 
 /// What to do when nothing is landed yet (an error's hint, or a note of `stedi run`).
@@ -179,6 +188,9 @@ impl StediError {
             ),
             StediError::Interrupted => Some(
                 "no table was left half-written; run `stedi run` again to carry on".into(),
+            ),
+            StediError::NotRecorded { .. } => Some(
+                "the command's changes are in place, but `stedi history` will not show it; check that `_stedi/runs/` in the lakehouse can be written".into(),
             ),
             _ => None,
         }

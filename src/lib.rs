@@ -14,6 +14,7 @@ pub mod delta;
 pub mod erase;
 pub mod error;
 pub mod generate;
+pub mod history;
 pub mod ingest;
 pub mod lakehouse;
 pub mod land;

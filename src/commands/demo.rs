@@ -14,8 +14,29 @@ pub async fn demo(
     location: &str,
     customers: u64,
     progress: &Progress,
+    interrupt: &super::Interrupt,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let lakehouse = prepare(location, customers).await?;
+    crate::history::record(
+        &lakehouse,
+        "demo",
+        interrupt,
+        pipeline::run(&lakehouse, ConsentPolicy::AnyTime.into(), progress),
+    )
+    .await?;
+    super::print_tables(out, &super::list_tables(&lakehouse).await?)?;
+    writeln!(
+        out,
+        "\nlakehouse: {}\ntry: stedi --lakehouse {location} sql \"SELECT count(*) FROM machine_learning_curated\"",
+        lakehouse.url()
+    )
+    .map_err(|e| StediError::Output(e.to_string()))?;
+    Ok(())
+}
+
+/// Generates the landing set and lands it into a fresh lakehouse.
+async fn prepare(location: &str, customers: u64) -> Result<Lakehouse> {
     if Lakehouse::open(location).await.is_ok() {
         return Err(StediError::Unwritable {
             path: location.to_string(),
@@ -54,13 +75,5 @@ pub async fn demo(
         land::land(&lakehouse, source, &files).await?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    pipeline::run(&lakehouse, ConsentPolicy::AnyTime.into(), progress).await?;
-    super::print_tables(out, &super::list_tables(&lakehouse).await?)?;
-    writeln!(
-        out,
-        "\nlakehouse: {}\ntry: stedi --lakehouse {location} sql \"SELECT count(*) FROM machine_learning_curated\"",
-        lakehouse.url()
-    )
-    .map_err(|e| StediError::Output(e.to_string()))?;
-    Ok(())
+    Ok(lakehouse)
 }

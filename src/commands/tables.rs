@@ -6,6 +6,7 @@ use crate::catalog;
 use crate::delta;
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
+use crate::lakehouse::layout::TableId;
 
 /// One line of `stedi tables`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,16 +27,22 @@ pub struct TableRow {
 pub async fn list_tables(lakehouse: &Lakehouse) -> Result<Vec<TableRow>> {
     let mut rows = Vec::new();
     for id in catalog::tables()? {
-        let table = lakehouse.load_table(&id).await?;
-        rows.push(TableRow {
-            zone: id.zone.to_string(),
-            table: id.name.clone(),
-            rows: table.as_ref().and_then(delta::row_count),
-            version: table.as_ref().map(delta::version),
-            location: lakehouse.table_url(&id).to_string(),
-        });
+        rows.push(table_row(lakehouse, &id).await?);
     }
     Ok(rows)
+}
+
+/// The current state of one table. Separate from [`list_tables`] so that the run history
+/// can still see every readable table when one of them is damaged.
+pub async fn table_row(lakehouse: &Lakehouse, id: &TableId) -> Result<TableRow> {
+    let table = lakehouse.load_table(id).await?;
+    Ok(TableRow {
+        zone: id.zone.to_string(),
+        table: id.name.clone(),
+        rows: table.as_ref().and_then(delta::row_count),
+        version: table.as_ref().map(delta::version),
+        location: lakehouse.table_url(id).to_string(),
+    })
 }
 
 /// Prints rows as an aligned table.

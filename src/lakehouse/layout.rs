@@ -5,8 +5,8 @@
 //! landing/<source>_landing/    typed landing tables (Delta)
 //! landing/quarantine/          rejected records (Delta)
 //! trusted/<table>/, curated/<table>/   tables built by the SQL models (Delta)
-//! _stedi/                      the lakehouse's own state: marker, ledger, secrets,
-//!                              tombstones of erased people, erasure receipts
+//! _stedi/                      the lakehouse's own state: marker, ledger, run history,
+//!                              secrets, tombstones of erased people, erasure receipts
 //! ```
 
 use std::fmt;
@@ -88,6 +88,12 @@ pub fn quarantine() -> TableId {
 /// The ledger of landed files already ingested.
 pub fn ingested_files() -> TableId {
     TableId::new(Zone::System, "ingested_files")
+}
+
+/// The history of commands that changed the lakehouse (`stedi history`), one row per
+/// command, kept beside the ledger so that it is never mistaken for data.
+pub fn runs() -> TableId {
+    TableId::new(Zone::System, "runs")
 }
 
 /// The folder where raw files of a source are landed.
