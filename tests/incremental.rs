@@ -405,3 +405,44 @@ async fn rotating_the_secret_rekeys_the_curated_tables_in_one_run() {
         );
     }
 }
+
+/// A per-reading model too large for the memory limit is built one slice of time after
+/// another; the table is the same as one built at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_built_in_slices_of_time_equals_one_built_at_once() {
+    let at_once = Scratch::new().await;
+    let root = at_once.dir.path().join("generated");
+    stedi::generate::generate(
+        &root,
+        &stedi::generate::GenerateOptions {
+            customers: 300,
+            seed: 9,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    common::land_all(&at_once, &root).await;
+    at_once.run(ConsentPolicy::AnyTime).await;
+
+    let sliced = Scratch::new().await;
+    sliced.share_secret_of(&at_once).await;
+    common::land_all(&sliced, &root).await;
+    // 2 MiB of memory: slices of 8,192 rows, so the trusted phone readings take two or more.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
+        .args(["--lakehouse", &sliced.location(), "run"])
+        .env("STEDI_MEMORY_LIMIT", "2M")
+        .env("STEDI_LOG", "stedi=info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("built in slices of time"), "{log}");
+    assert!(at_once.count("accelerometer_trusted").await > 8_192);
+    for table in MODELS {
+        assert_eq!(
+            table_rows(&sliced, table).await,
+            table_rows(&at_once, table).await,
+            "`{table}` built in slices differs"
+        );
+    }
+}

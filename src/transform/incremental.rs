@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
@@ -324,6 +324,75 @@ pub async fn restricted_session(
         ctx.register_table(name.as_str(), view)?;
     }
     Ok(ctx)
+}
+
+/// A session where a per-reading model runs over one slice of time, `[from, until)`:
+/// each input with instants is a view of the same name restricted to the slice, and
+/// tables without instants (customers) are read whole. Every row of a per-reading model
+/// depends only on rows of its own instant, so the slices together give the whole table.
+pub async fn time_slice_session(
+    base: &SessionContext,
+    inputs: &[String],
+    from: i64,
+    until: i64,
+    register_functions: impl Fn(&SessionContext),
+) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
+    register_functions(&ctx);
+    for name in inputs {
+        let provider = base.table_provider(name.as_str()).await?;
+        let schema = provider.schema();
+        let Some(column) = time_column(&schema) else {
+            ctx.register_table(name.as_str(), provider)?;
+            continue;
+        };
+        let full = format!("{name}__all");
+        ctx.register_table(full.as_str(), provider)?;
+        let view = ctx
+            .sql(&format!(
+                "SELECT t.* FROM \"{full}\" AS t WHERE t.\"{column}\" >= {from} AND t.\"{column}\" < {until}"
+            ))
+            .await?
+            .into_view();
+        ctx.register_table(name.as_str(), view)?;
+    }
+    Ok(ctx)
+}
+
+/// The largest row count among the inputs that have instants, and the range of their
+/// instants: what decides whether, and how, a per-reading model is built in slices.
+pub async fn instants_of(
+    ctx: &SessionContext,
+    inputs: &[String],
+) -> Result<(u64, Option<(i64, i64)>)> {
+    let (mut rows, mut span): (u64, Option<(i64, i64)>) = (0, None);
+    for name in inputs {
+        let provider = ctx.table_provider(name.as_str()).await?;
+        let Some(column) = time_column(&provider.schema()) else {
+            continue;
+        };
+        let batches = ctx
+            .sql(&format!(
+                "SELECT count(*), min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
+            ))
+            .await?
+            .collect()
+            .await?;
+        let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
+            continue;
+        };
+        let int = |i: usize| {
+            let column = batch
+                .column(i)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            (!column.is_null(0)).then(|| column.value(0))
+        };
+        rows = rows.max(int(0).unwrap_or(0).max(0) as u64);
+        if let (Some(lo), Some(hi)) = (int(1), int(2)) {
+            span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+    Ok((rows, span))
 }
 
 /// What replacing the affected rows of a table takes: the data files to remove, their

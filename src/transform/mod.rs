@@ -103,6 +103,12 @@ const CONSENT_KEY: &str = "stedi.consent";
 /// says otherwise (bytes, or with a `K`, `M` or `G` suffix).
 const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
+/// Rows of the largest input a per-reading model joins in one go: a quarter of a
+/// kilobyte of the memory limit per row, which keeps a slice's hash tables within it.
+fn rows_per_slice() -> u64 {
+    (memory_limit() as u64 / 256).max(1)
+}
+
 /// The query memory limit in bytes: `STEDI_MEMORY_LIMIT` or [`DEFAULT_MEMORY_LIMIT`].
 pub fn memory_limit() -> usize {
     std::env::var("STEDI_MEMORY_LIMIT")
@@ -140,6 +146,13 @@ pub fn session() -> SessionContext {
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
     // Column names are case-sensitive as in the feeds (`serialNumber`), without quotes.
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // A sort sets this much aside to merge what it spilled; with several sorts sharing a
+    // small pool, the default (10 MiB each) alone can exhaust it.
+    if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
+        let execution = &mut config.options_mut().execution;
+        execution.sort_spill_reservation_bytes =
+            execution.sort_spill_reservation_bytes.min(memory_limit() / 32);
+    }
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit())))
         .build_arc();
@@ -241,7 +254,9 @@ pub async fn build(
         };
         tracing::debug!(model = %id.name, found = table.is_some(), ?grain, full = options.full, ?built_from, "recorded state");
         let (Some(mut table), Some((mark, grain))) = (table.clone(), built_from) else {
-            reports.push(rebuild(&ctx, lakehouse, node, table, &metadata, progress).await?);
+            let register = |c: &SessionContext| functions::register(c, policy, secret.clone());
+            reports
+                .push(rebuild(&ctx, lakehouse, node, table, &metadata, &register, progress).await?);
             continue;
         };
         if mark.covers(&current) {
@@ -346,6 +361,7 @@ async fn rebuild(
     node: &dag::Node,
     existing: Option<deltalake::DeltaTable>,
     metadata: &HashMap<String, serde_json::Value>,
+    register_functions: &dyn Fn(&SessionContext),
     progress: &Progress,
 ) -> Result<ModelReport> {
     let id = node.model.table();
@@ -356,7 +372,47 @@ async fn rebuild(
         None => lakehouse.table_handle(&id).await?,
     };
     let started = std::time::Instant::now();
-    let files = run_model(ctx, node.model.sql, &handle, &id).await?;
+    let inputs: Vec<String> = node.reads.iter().cloned().collect();
+    let slices = match incremental::Grain::declared_in(node.model.sql) {
+        Some(incremental::Grain::Reading) => {
+            let (rows, span) = incremental::instants_of(ctx, &inputs).await?;
+            span.map(|span| (span, rows.div_ceil(rows_per_slice()).max(1)))
+        }
+        _ => None,
+    };
+    let files = match slices {
+        Some(((lo, hi), n)) if n > 1 => {
+            // Too large to join in memory at once: one slice of time after another.
+            let width = ((hi - lo) / n as i64).max(1);
+            let mut parts = Vec::new();
+            let mut schema = None;
+            let mut from = lo;
+            let mut i = 0;
+            while from <= hi {
+                i += 1;
+                let until = if from + width > hi {
+                    hi + 1
+                } else {
+                    from + width
+                };
+                stage.message(format!("slice {i} of {n}"));
+                let slice = incremental::time_slice_session(ctx, &inputs, from, until, |c| {
+                    register_functions(c)
+                })
+                .await?;
+                let part = run_model(&slice, node.model.sql, &handle, &id).await?;
+                schema = Some(part.schema.clone());
+                parts.push(part.adds);
+                from = until;
+            }
+            tracing::info!(model = %id.name, slices = i, "built in slices of time");
+            match schema {
+                Some(schema) => StagedFiles::merge(schema, parts),
+                None => run_model(ctx, node.model.sql, &handle, &id).await?,
+            }
+        }
+        _ => run_model(ctx, node.model.sql, &handle, &id).await?,
+    };
     let rows = files.rows();
     tracing::info!(
         model = %id.name,
