@@ -4,29 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::Scratch;
+use common::{Scratch, stderr, stdout, stedi};
 use stedi::ingest::feed::Source;
 use stedi::transform::ConsentPolicy;
-
-fn stedi(lakehouse: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stedi"))
-        .arg("--lakehouse")
-        .arg(lakehouse)
-        .args(args)
-        .env_remove("STEDI_LAKEHOUSE")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// A user mistake: non-zero exit, an `error:` line first, a hint, and no panic.
 fn assert_user_error(o: &Output, needle: &str) {

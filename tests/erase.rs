@@ -5,9 +5,8 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{Scratch, land_all, sample};
+use common::{Scratch, land_all, sample, stedi};
 use stedi::erase::{self, Needle};
 use stedi::ingest::feed::Source;
 use stedi::land::Landed;
@@ -461,16 +460,6 @@ async fn quarantined_lines_with_the_address_go_and_an_unknown_address_is_still_t
         "{:?}",
         report.models
     );
-}
-
-fn stedi(lakehouse: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stedi"))
-        .arg("--lakehouse")
-        .arg(lakehouse)
-        .args(args)
-        .env_remove("STEDI_LAKEHOUSE")
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

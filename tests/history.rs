@@ -6,27 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::Scratch;
+use common::{Scratch, stderr, stdout, stedi};
 use serde_json::Value;
 use stedi::ingest::feed::Source;
-
-fn stedi(lakehouse: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stedi"))
-        .arg("--lakehouse")
-        .arg(lakehouse)
-        .args(args)
-        .env_remove("STEDI_LAKEHOUSE")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Runs `stedi` and expects success.
 fn ok(lakehouse: &str, args: &[&str]) -> String {

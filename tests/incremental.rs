@@ -307,16 +307,7 @@ async fn consent_changes_and_late_records_reach_every_table_in_the_same_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_run_rebuilds_every_table_with_the_same_rows() {
     let s = Scratch::new().await;
-    let root = s.dir.path().join("generated");
-    stedi::generate::generate(
-        &root,
-        &stedi::generate::GenerateOptions {
-            customers: 200,
-            seed: 3,
-        },
-        &|_| {},
-    )
-    .unwrap();
+    let root = common::generated(&s, 200, 3);
     common::land_all(&s, &root).await;
     s.run(ConsentPolicy::SinceConsent).await;
     let before: Vec<Vec<String>> = model_rows(&s).await;
@@ -352,16 +343,7 @@ async fn model_rows(s: &Scratch) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotating_the_secret_rekeys_the_curated_tables_in_one_run() {
     let s = Scratch::new().await;
-    let root = s.dir.path().join("generated");
-    stedi::generate::generate(
-        &root,
-        &stedi::generate::GenerateOptions {
-            customers: 200,
-            seed: 5,
-        },
-        &|_| {},
-    )
-    .unwrap();
+    let root = common::generated(&s, 200, 5);
     common::land_all(&s, &root).await;
     s.run(ConsentPolicy::AnyTime).await;
     let keyed = "SELECT c.email, m.sensorReadingTime, m.x, m.customer_key \
@@ -411,16 +393,7 @@ async fn rotating_the_secret_rekeys_the_curated_tables_in_one_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_built_in_slices_of_time_equals_one_built_at_once() {
     let at_once = Scratch::new().await;
-    let root = at_once.dir.path().join("generated");
-    stedi::generate::generate(
-        &root,
-        &stedi::generate::GenerateOptions {
-            customers: 300,
-            seed: 9,
-        },
-        &|_| {},
-    )
-    .unwrap();
+    let root = common::generated(&at_once, 300, 9);
     common::land_all(&at_once, &root).await;
     at_once.run(ConsentPolicy::AnyTime).await;
 

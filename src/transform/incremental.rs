@@ -19,6 +19,11 @@
 //! reading), which is why per-reading models are keyed by reading, not by customer: a
 //! customer's change affects the readings at the instants of their phone readings under
 //! every serial number they ever registered.
+//!
+//! The same restriction of inputs builds a large per-reading model in slices of time
+//! (see [`time_slice_session`]): every row depends only on rows of its own instant, so a
+//! model whose join would not fit the memory limit is built one range of instants after
+//! another into the same commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -309,12 +314,30 @@ pub async fn restricted_session(
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
+    restrict_inputs(base, &ctx, inputs, |name, schema| {
+        belongs(grain, schema, name, affected).map(Some)
+    })
+    .await?;
+    Ok(ctx)
+}
+
+/// Registers in `ctx` each input of `base` under its own name, as a view restricted by
+/// the condition `restriction` gives for it (on the table aliased `t`), or whole when it
+/// gives none.
+async fn restrict_inputs(
+    base: &SessionContext,
+    ctx: &SessionContext,
+    inputs: &[String],
+    restriction: impl Fn(&str, &SchemaRef) -> Result<Option<String>>,
+) -> Result<()> {
     for name in inputs {
         let provider = base.table_provider(name.as_str()).await?;
-        let schema = provider.schema();
+        let Some(condition) = restriction(name, &provider.schema())? else {
+            ctx.register_table(name.as_str(), provider)?;
+            continue;
+        };
         let full = format!("{name}__all");
         ctx.register_table(full.as_str(), provider)?;
-        let condition = belongs(grain, &schema, name, affected)?;
         let view = ctx
             .sql(&format!(
                 "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
@@ -323,7 +346,7 @@ pub async fn restricted_session(
             .into_view();
         ctx.register_table(name.as_str(), view)?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// A session where a per-reading model runs over one slice of time, `[from, until)`:
@@ -339,23 +362,10 @@ pub async fn time_slice_session(
 ) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
-    for name in inputs {
-        let provider = base.table_provider(name.as_str()).await?;
-        let schema = provider.schema();
-        let Some(column) = time_column(&schema) else {
-            ctx.register_table(name.as_str(), provider)?;
-            continue;
-        };
-        let full = format!("{name}__all");
-        ctx.register_table(full.as_str(), provider)?;
-        let view = ctx
-            .sql(&format!(
-                "SELECT t.* FROM \"{full}\" AS t WHERE t.\"{column}\" >= {from} AND t.\"{column}\" < {until}"
-            ))
-            .await?
-            .into_view();
-        ctx.register_table(name.as_str(), view)?;
-    }
+    restrict_inputs(base, &ctx, inputs, |_, schema| {
+        Ok(time_column(schema).map(|c| format!("t.\"{c}\" >= {from} AND t.\"{c}\" < {until}")))
+    })
+    .await?;
     Ok(ctx)
 }
 

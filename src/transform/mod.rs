@@ -150,8 +150,9 @@ pub fn session() -> SessionContext {
     // small pool, the default (10 MiB each) alone can exhaust it.
     if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
         let execution = &mut config.options_mut().execution;
-        execution.sort_spill_reservation_bytes =
-            execution.sort_spill_reservation_bytes.min(memory_limit() / 32);
+        execution.sort_spill_reservation_bytes = execution
+            .sort_spill_reservation_bytes
+            .min(memory_limit() / 32);
     }
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit())))
@@ -242,7 +243,6 @@ pub async fn build(
             (Some(table), false, Some(grain)) => {
                 let models = delta::recorded_value(table, MODELS_KEY).await?;
                 let mark = delta::recorded_value(table, WATERMARK_KEY).await?;
-                tracing::debug!(?models, ?mark, %fingerprint, "recorded");
                 match (models.as_ref().and_then(|v| v.as_str()), mark) {
                     (Some(m), Some(mark)) if m == fingerprint => {
                         Watermark::from_json(&mark).map(|w| (w, grain))
@@ -252,34 +252,27 @@ pub async fn build(
             }
             _ => None,
         };
-        tracing::debug!(model = %id.name, found = table.is_some(), ?grain, full = options.full, ?built_from, "recorded state");
         let (Some(mut table), Some((mark, grain))) = (table.clone(), built_from) else {
             let register = |c: &SessionContext| functions::register(c, policy, secret.clone());
             reports
                 .push(rebuild(&ctx, lakehouse, node, table, &metadata, &register, progress).await?);
             continue;
         };
-        if mark.covers(&current) {
-            delta::register(&ctx, &id.name, &table).await?;
-            reports.push(ModelReport {
-                rows: delta::row_count(&table).unwrap_or(0),
-                version: delta::version(&table),
-                table: id,
-                change: Change::Unchanged,
-            });
-            continue;
-        }
-
         let started = std::time::Instant::now();
-        let affected = match affected_since.iter().find(|(w, _)| *w == mark) {
-            Some((_, a)) => a.clone(),
-            None => {
-                let a = incremental::affected(&ctx, &ledger, &mark).await?;
-                affected_since.push((mark.clone(), a.clone()));
-                a
-            }
+        let affected = if mark.covers(&current) {
+            None
+        } else {
+            Some(match affected_since.iter().find(|(w, _)| *w == mark) {
+                Some((_, a)) => a.clone(),
+                None => {
+                    let a = incremental::affected(&ctx, &ledger, &mark).await?;
+                    affected_since.push((mark.clone(), a.clone()));
+                    a
+                }
+            })
         };
-        if affected.is_empty_for(grain) {
+        let Some(affected) = affected.filter(|a| !a.is_empty_for(grain)) else {
+            // Nothing this table depends on arrived since it was built.
             delta::register(&ctx, &id.name, &table).await?;
             reports.push(ModelReport {
                 rows: delta::row_count(&table).unwrap_or(0),
@@ -288,7 +281,7 @@ pub async fn build(
                 change: Change::Unchanged,
             });
             continue;
-        }
+        };
         let stage = progress.step(&format!("update {}", id.name));
         stage.message(incremental::describe(&affected));
         let inputs: Vec<String> = node.reads.iter().cloned().collect();

@@ -121,6 +121,43 @@ pub fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// Runs the `stedi` binary on a lakehouse, as a user would.
+pub fn stedi(lakehouse: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
+        .arg("--lakehouse")
+        .arg(lakehouse)
+        .args(args)
+        .env_remove("STEDI_LAKEHOUSE")
+        .output()
+        .unwrap()
+}
+
+/// What a command printed on stderr.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// What a command printed on stdout.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes a generated landing set of `customers` into the scratch folder and returns
+/// its root (laid out as `land_all` expects).
+pub fn generated(scratch: &Scratch, customers: u64, seed: u64) -> PathBuf {
+    let root = scratch
+        .dir
+        .path()
+        .join(format!("generated-{customers}-{seed}"));
+    stedi::generate::generate(
+        &root,
+        &stedi::generate::GenerateOptions { customers, seed },
+        &|_| {},
+    )
+    .unwrap();
+    root
+}
+
 /// The real public sample, or `None` (with a printed notice) when it is not beside the
 /// repository. CI sets `STEDI_REQUIRE_SAMPLE=1`, which turns a missing sample into a failure.
 pub fn sample() -> Option<PathBuf> {
