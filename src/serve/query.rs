@@ -40,6 +40,8 @@ pub fn queryable_tables() -> Result<Vec<TableId>> {
 /// the ledger of ingested files as `ingested_files` and the run history as `runs`.
 pub async fn context(lakehouse: &Lakehouse) -> Result<SessionContext> {
     let ctx = transform::session();
+    // Analysts match customers the way the models do.
+    transform::functions::register_customer_id(&ctx);
     for id in queryable_tables()? {
         if let Some(table) = lakehouse.load_table(&id).await? {
             delta::register(&ctx, &id.name, &table).await?;
