@@ -19,6 +19,7 @@
 //! `stedi run` is timed. Wall time and CPU time are medians over the runs; peak memory
 //! is the largest resident set of the process (from `wait4`). The reference needs
 //! `python3` with `duckdb` (`pip install duckdb`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +35,8 @@ struct Measured {
 }
 
 /// Runs a command to completion and measures it.
+// The child is reaped by `wait4` below, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
     let child = cmd

@@ -290,7 +290,7 @@ async fn commit(
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
             .await
-            .map_err(|e| err(e.into()))?
+            .map_err(err)?
             .version()
     };
     table.update_state().await.map_err(err)?;

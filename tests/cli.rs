@@ -1,5 +1,6 @@
 //! The `stedi` binary as a user meets it: output for people and scripts, and one clear
 //! line with a hint (never a panic) for every mistake.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `stedi forget`: a person leaves every zone, old versions cannot bring them back, all
 //! storage is searched to prove it, and their records landed later are refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The run history and time travel, as a user meets them: `stedi history` lists what each
 //! command changed, and `stedi sql` reads any table as of a version or a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 mod common;
 

@@ -10,6 +10,7 @@
 //!
 //! `STEDI_PROPERTY_CASES` sets the number of histories (default 40); a failure prints
 //! the seed, and `STEDI_PROPERTY_SEED` replays one history.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 mod common;
 

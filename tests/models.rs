@@ -1,5 +1,6 @@
 //! The table contract on small hand-written feeds: each test lands a few records and
 //! shows what the trusted and curated tables make of them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
 
 mod common;
 

@@ -85,18 +85,15 @@ pub async fn print(
     let df = ctx
         .sql_with_options(sql, options)
         .await
-        .map_err(|e| query_error(&ctx, e))?;
+        .map_err(|e| query_error(ctx, e))?;
     let schema = df.schema().as_arrow().clone();
-    let mut stream = df
-        .execute_stream()
-        .await
-        .map_err(|e| query_error(&ctx, e))?;
+    let mut stream = df.execute_stream().await.map_err(|e| query_error(ctx, e))?;
     let output = |e: &dyn std::fmt::Display| StediError::Output(e.to_string());
     match format {
         Format::Table => {
             let mut batches: Vec<RecordBatch> = Vec::new();
             while let Some(batch) = stream.next().await {
-                batches.push(batch.map_err(|e| query_error(&ctx, e))?);
+                batches.push(batch.map_err(|e| query_error(ctx, e))?);
             }
             if batches.is_empty() {
                 batches.push(RecordBatch::new_empty(std::sync::Arc::new(schema)));
@@ -112,7 +109,7 @@ pub async fn print(
             let mut wrote = false;
             while let Some(batch) = stream.next().await {
                 writer
-                    .write(&batch.map_err(|e| query_error(&ctx, e))?)
+                    .write(&batch.map_err(|e| query_error(ctx, e))?)
                     .map_err(|e| output(&e))?;
                 wrote = true;
             }
@@ -126,7 +123,7 @@ pub async fn print(
             let mut writer = arrow::json::LineDelimitedWriter::new(&mut *out);
             while let Some(batch) = stream.next().await {
                 writer
-                    .write(&batch.map_err(|e| query_error(&ctx, e))?)
+                    .write(&batch.map_err(|e| query_error(ctx, e))?)
                     .map_err(|e| output(&e))?;
             }
             writer.finish().map_err(|e| output(&e))?;
