@@ -172,7 +172,7 @@ impl StediError {
             StediError::NothingLanded { .. } => Some(LAND_FIRST.into()),
             StediError::Query { hint, .. } => hint.clone(),
             StediError::Model { .. } => Some(
-                "the model's SQL is in `sql/`; tables keep their previous version until a run succeeds".into(),
+                "the model's SQL is in `sql/`; this table keeps its previous version, and the next `stedi run` carries on from it".into(),
             ),
             StediError::BadAddress { .. } => Some(
                 "give the person's e-mail address, e.g. `stedi forget --email ann.lee@example.com`".into(),
