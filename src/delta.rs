@@ -28,7 +28,10 @@ use crate::lakehouse::layout::TableId;
 /// Files roll over at this size, so a large table is many files that scan in parallel.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
-/// Key under which a commit records what it was built from (see [`fingerprint`]).
+/// Prefix of the commit metadata in which stedi records how a table was built.
+pub const BUILD_RECORD_PREFIX: &str = "stedi.";
+
+/// Key under which a commit records what it was built from (models, policy, secret).
 pub const FINGERPRINT_KEY: &str = "stedi.fingerprint";
 
 /// Data files written to a table's folder but not yet committed: invisible to readers
@@ -297,20 +300,26 @@ async fn commit(
     Ok(version as i64)
 }
 
-/// The metadata recorded under `key` by the most recent commit that recorded it, looking
-/// back a few commits (maintenance commits such as vacuum record none).
-pub async fn recorded_value(table: &DeltaTable, key: &str) -> Result<Option<Value>> {
+/// The build record of a table: the `stedi.*` metadata of the most recent commit that
+/// has any, looking back a few commits (maintenance commits such as vacuum may have
+/// none). Read once per table; empty when no commit has one.
+pub async fn build_record(table: &DeltaTable) -> Result<HashMap<String, Value>> {
     let mut history = table.history(Some(20));
     while let Some(info) = history
         .try_next()
         .await
         .map_err(|e| StediError::delta(table.table_url().to_string(), e))?
     {
-        if let Some(value) = info.info.get(key) {
-            return Ok(Some(value.clone()));
+        let record: HashMap<String, Value> = info
+            .info
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(BUILD_RECORD_PREFIX))
+            .collect();
+        if !record.is_empty() {
+            return Ok(record);
         }
     }
-    Ok(None)
+    Ok(HashMap::new())
 }
 
 /// The version of the table's latest commit.

@@ -16,7 +16,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::Scratch;
+use common::{Scratch, customer, reading, step};
 use stedi::ingest::feed::Source;
 use stedi::transform::{BuildOptions, ConsentPolicy};
 
@@ -68,17 +68,13 @@ fn line(rng: &mut Rng, source: Source) -> String {
     }
     match source {
         Source::Customer => {
-            let mut v = serde_json::json!({
-                "customerName": "Some One", "email": email(rng), "phone": "8015551212",
-                "birthDay": "1990-01-01", "serialNumber": rng.pick(&SERIALS),
-                "registrationDate": 10, "lastUpdateDate": 1 + rng.below(4) as i64,
-            });
-            match rng.below(5) {
-                0 => {}
-                1 => v["shareWithResearchAsOfDate"] = 0.into(),
-                _ => v["shareWithResearchAsOfDate"] = (*rng.pick(&INSTANTS) + 50).into(),
-            }
-            v.to_string()
+            let (who, serial, updated) = (email(rng), *rng.pick(&SERIALS), 1 + rng.below(4) as i64);
+            let consent = match rng.below(5) {
+                0 => None,
+                1 => Some(0),
+                _ => Some(*rng.pick(&INSTANTS) + 50),
+            };
+            customer(&who, serial, updated, consent)
         }
         Source::Accelerometer => {
             let user = if rng.below(10) == 0 {
@@ -207,23 +203,6 @@ async fn incremental_runs_equal_a_full_rebuild_over_random_histories() {
 #[tokio::test(flavor = "multi_thread")]
 async fn consent_changes_and_late_records_reach_every_table_in_the_same_run() {
     let s = Scratch::new().await;
-    let customer = |email: &str, serial: &str, updated: i64, consent: Option<i64>| {
-        let mut v = serde_json::json!({
-            "customerName": "Some One", "email": email, "phone": "1", "birthDay": "1990-01-01",
-            "serialNumber": serial, "registrationDate": 1, "lastUpdateDate": updated,
-        });
-        if let Some(c) = consent {
-            v["shareWithResearchAsOfDate"] = c.into();
-        }
-        v.to_string()
-    };
-    let reading = |user: &str, ts: i64| {
-        serde_json::json!({"user": user, "timestamp": ts, "x": 1.0, "y": 0.0, "z": 0.0}).to_string()
-    };
-    let step = |serial: &str, ts: i64| {
-        serde_json::json!({"sensorReadingTime": ts, "serialNumber": serial, "distanceFromObject": 1})
-            .to_string()
-    };
     // Readings and a step reading arrive before Ann's record.
     s.land_lines(
         Source::Customer,

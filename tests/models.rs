@@ -4,30 +4,9 @@
 
 mod common;
 
-use common::Scratch;
+use common::{Scratch, customer, reading, step};
 use stedi::ingest::feed::Source;
 use stedi::transform::ConsentPolicy;
-
-fn customer(email: &str, serial: &str, updated: i64, consent: Option<i64>) -> String {
-    let mut v = serde_json::json!({
-        "customerName": "Some One", "email": email, "phone": "8015551212",
-        "birthDay": "1990-01-01", "serialNumber": serial,
-        "registrationDate": 1000, "lastUpdateDate": updated,
-    });
-    if let Some(c) = consent {
-        v["shareWithResearchAsOfDate"] = c.into();
-    }
-    v.to_string()
-}
-
-fn reading(user: &str, ts: i64) -> String {
-    serde_json::json!({"user": user, "timestamp": ts, "x": 1.0, "y": 0.0, "z": -1.0}).to_string()
-}
-
-fn step(serial: &str, ts: i64) -> String {
-    serde_json::json!({"sensorReadingTime": ts, "serialNumber": serial, "distanceFromObject": 250})
-        .to_string()
-}
 
 async fn land(s: &Scratch, source: Source, name: &str, lines: Vec<String>) {
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

@@ -15,7 +15,7 @@ use deltalake::protocol::DeltaOperation;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::delta::{self, FINGERPRINT_KEY, FileWriter};
+use crate::delta::{self, FileWriter};
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::TableId;
@@ -151,16 +151,13 @@ pub async fn remove_rows(
 /// once (zero retention), so that no older version can be read back: its files are gone.
 /// Returns the number of files deleted (0 when the table does not exist).
 ///
-/// The vacuum's commit keeps the fingerprint the latest build recorded, so the next
-/// `stedi run` still sees the table as up to date.
+/// The vacuum's commit carries the table's build record forward (see
+/// [`delta::build_record`]), so the next `stedi run` still sees the table as up to date.
 pub async fn vacuum(lakehouse: &Lakehouse, id: &TableId) -> Result<u64> {
     let Some(table) = lakehouse.load_table(id).await? else {
         return Ok(0);
     };
-    let mut properties = CommitProperties::default();
-    if let Some(fingerprint) = delta::recorded_value(&table, FINGERPRINT_KEY).await? {
-        properties = properties.with_metadata([(FINGERPRINT_KEY.to_string(), fingerprint)]);
-    }
+    let properties = CommitProperties::default().with_metadata(delta::build_record(&table).await?);
     let (_, metrics) = table
         .vacuum()
         .with_retention_period(chrono::Duration::zero())

@@ -92,8 +92,6 @@ impl From<ConsentPolicy> for BuildOptions {
     }
 }
 
-/// Commit metadata: what a table was built from (models, policy, key secret).
-const MODELS_KEY: &str = FINGERPRINT_KEY;
 /// Commit metadata: which ingested batches a table reflects.
 const WATERMARK_KEY: &str = "stedi.watermark";
 /// Commit metadata: the consent policy a table was built with.
@@ -195,18 +193,18 @@ pub async fn build(
     let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
     let nodes = dag::order(models::MODELS, &base)?;
 
+    // Each model's table with its build record (read once).
     let mut existing = HashMap::new();
     for node in &nodes {
         let id = node.model.table();
         if let Some(table) = lakehouse.load_table(&id).await? {
-            existing.insert(id.name.clone(), table);
+            let record = delta::build_record(&table).await?;
+            existing.insert(id.name.clone(), (table, record));
         }
     }
     let policy = match options.consent {
         Some(policy) => policy,
-        None => recorded_policy(existing.values())
-            .await?
-            .unwrap_or_default(),
+        None => recorded_policy(existing.values().map(|(_, record)| record)).unwrap_or_default(),
     };
     functions::register(&ctx, policy, secret.clone());
 
@@ -222,7 +220,7 @@ pub async fn build(
     };
     let metadata = HashMap::from([
         (
-            MODELS_KEY.to_string(),
+            FINGERPRINT_KEY.to_string(),
             serde_json::Value::from(fingerprint.clone()),
         ),
         (WATERMARK_KEY.to_string(), current.to_json()),
@@ -238,25 +236,28 @@ pub async fn build(
     for node in &nodes {
         let id = node.model.table();
         let grain = incremental::Grain::declared_in(node.model.sql);
-        let table = existing.remove(&id.name);
-        let built_from = match (&table, options.full, grain) {
-            (Some(table), false, Some(grain)) => {
-                let models = delta::recorded_value(table, MODELS_KEY).await?;
-                let mark = delta::recorded_value(table, WATERMARK_KEY).await?;
-                match (models.as_ref().and_then(|v| v.as_str()), mark) {
-                    (Some(m), Some(mark)) if m == fingerprint => {
-                        Watermark::from_json(&mark).map(|w| (w, grain))
-                    }
-                    _ => None,
-                }
+        let (table, record) = existing.remove(&id.name).unzip();
+        let built_from = match (record, options.full, grain) {
+            (Some(record), false, Some(grain))
+                if record.get(FINGERPRINT_KEY).and_then(|v| v.as_str())
+                    == Some(fingerprint.as_str()) =>
+            {
+                record
+                    .get(WATERMARK_KEY)
+                    .and_then(Watermark::from_json)
+                    .map(|w| (w, grain))
             }
             _ => None,
         };
-        let (Some(mut table), Some((mark, grain))) = (table.clone(), built_from) else {
-            let register = |c: &SessionContext| functions::register(c, policy, secret.clone());
-            reports
-                .push(rebuild(&ctx, lakehouse, node, table, &metadata, &register, progress).await?);
-            continue;
+        let (mut table, (mark, grain)) = match (table, built_from) {
+            (Some(table), Some(built_from)) => (table, built_from),
+            (table, _) => {
+                let register = |c: &SessionContext| functions::register(c, policy, secret.clone());
+                reports.push(
+                    rebuild(&ctx, lakehouse, node, table, &metadata, &register, progress).await?,
+                );
+                continue;
+            }
         };
         let started = std::time::Instant::now();
         let affected = if mark.covers(&current) {
@@ -333,18 +334,15 @@ pub async fn build(
 }
 
 /// The consent policy the tables were last built with, if any.
-async fn recorded_policy<'a>(
-    tables: impl Iterator<Item = &'a deltalake::DeltaTable>,
-) -> Result<Option<ConsentPolicy>> {
-    for table in tables {
-        if let Some(value) = delta::recorded_value(table, CONSENT_KEY).await? {
-            let name = value.as_str().unwrap_or_default();
-            return Ok([ConsentPolicy::AnyTime, ConsentPolicy::SinceConsent]
-                .into_iter()
-                .find(|p| p.name() == name));
-        }
-    }
-    Ok(None)
+fn recorded_policy<'a>(
+    records: impl Iterator<Item = &'a HashMap<String, serde_json::Value>>,
+) -> Option<ConsentPolicy> {
+    let name = records
+        .filter_map(|record| record.get(CONSENT_KEY)?.as_str())
+        .next()?;
+    [ConsentPolicy::AnyTime, ConsentPolicy::SinceConsent]
+        .into_iter()
+        .find(|p| p.name() == name)
 }
 
 /// Rebuilds one model from all its inputs and publishes it in one commit.

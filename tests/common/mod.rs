@@ -121,6 +121,30 @@ pub fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// A customer record line.
+pub fn customer(email: &str, serial: &str, updated: i64, consent: Option<i64>) -> String {
+    let mut v = serde_json::json!({
+        "customerName": "Some One", "email": email, "phone": "8015551212",
+        "birthDay": "1990-01-01", "serialNumber": serial,
+        "registrationDate": 1000, "lastUpdateDate": updated,
+    });
+    if let Some(c) = consent {
+        v["shareWithResearchAsOfDate"] = c.into();
+    }
+    v.to_string()
+}
+
+/// A phone (accelerometer) reading line.
+pub fn reading(user: &str, ts: i64) -> String {
+    serde_json::json!({"user": user, "timestamp": ts, "x": 1.0, "y": 0.0, "z": -1.0}).to_string()
+}
+
+/// A step-trainer reading line.
+pub fn step(serial: &str, ts: i64) -> String {
+    serde_json::json!({"sensorReadingTime": ts, "serialNumber": serial, "distanceFromObject": 250})
+        .to_string()
+}
+
 /// Runs the `stedi` binary on a lakehouse, as a user would.
 pub fn stedi(lakehouse: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_stedi"))
