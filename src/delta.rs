@@ -9,8 +9,11 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -19,6 +22,7 @@ use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 use crate::error::{Result, StediError};
@@ -30,6 +34,9 @@ const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// Prefix of the commit metadata in which stedi records how a table was built.
 pub const BUILD_RECORD_PREFIX: &str = "stedi.";
+
+/// Says which rows of a batch to remove (`true`: remove).
+pub type RowMatcher = dyn Fn(&RecordBatch) -> Result<BooleanArray> + Send + Sync;
 
 /// Key under which a commit records what it was built from (models, policy, secret).
 pub const FINGERPRINT_KEY: &str = "stedi.fingerprint";
@@ -246,18 +253,99 @@ pub async fn commit_replace(
     Ok(version(&table))
 }
 
-/// Replaces the rows of some keys in one commit: `removes` drop the data files that held
-/// them, `adds` bring the rewritten files and the recomputed rows. `keys` describes the
+/// Writes again, without the rows `matches` selects, every data file of `table` holding
+/// one (uncommitted). Returns the actions that swap them (a `remove` of each old file,
+/// `add`s of its rewrite) and the number of rows removed; files without a match are not
+/// touched. Both erasure and incremental runs remove rows this way.
+pub async fn rewrite_without(
+    table: &DeltaTable,
+    name: &str,
+    matches: &RowMatcher,
+) -> Result<(Vec<Action>, u64)> {
+    let delta_err = |e| StediError::delta(name, e);
+    let parquet_err = |e: datafusion::parquet::errors::ParquetError| {
+        StediError::delta(name, DeltaTableError::from(e))
+    };
+    let store = table.log_store().object_store(None);
+    let files: Vec<(object_store::path::Path, u64, deltalake::kernel::Remove)> = {
+        let snapshot = table.snapshot().map_err(delta_err)?;
+        snapshot
+            .snapshot()
+            .file_views(table.log_store().as_ref(), None)
+            .map_ok(|f| {
+                (
+                    f.object_store_path(),
+                    f.size().max(0) as u64,
+                    f.remove_action(true),
+                )
+            })
+            .try_collect()
+            .await
+            .map_err(delta_err)?
+    };
+    let mut actions = Vec::new();
+    let mut removed = 0u64;
+    for (path, size, remove) in files {
+        // Data files are at most the target file size: read each once, decode it twice.
+        let bytes = store
+            .get(&path)
+            .await
+            .map_err(|e| StediError::delta(name, e.into()))?
+            .bytes()
+            .await
+            .map_err(|e| StediError::delta(name, e.into()))?;
+        if bytes.len() as u64 != size {
+            tracing::debug!(table = name, %path, "data file size differs from the log");
+        }
+        let read = || {
+            ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+                .and_then(|b| b.build())
+                .map_err(parquet_err)
+        };
+        // First pass: does the file hold a matching row at all?
+        let mut hits = 0u64;
+        for batch in read()? {
+            let batch = batch.map_err(|e| parquet_err(e.into()))?;
+            hits += matches(&batch)?.true_count() as u64;
+        }
+        if hits == 0 {
+            continue;
+        }
+        // Second pass: write what is kept into a new file of the table.
+        let mut writer: Option<FileWriter> = None;
+        for batch in read()? {
+            let batch = batch.map_err(|e| parquet_err(e.into()))?;
+            let mask = matches(&batch)?;
+            let keep =
+                arrow::compute::not(&mask).map_err(datafusion::error::DataFusionError::from)?;
+            let kept = filter_record_batch(&batch, &keep)
+                .map_err(datafusion::error::DataFusionError::from)?;
+            let writer = writer.get_or_insert_with(|| FileWriter::new(table, batch.schema()));
+            writer.write(&kept).await.map_err(delta_err)?;
+        }
+        if let Some(writer) = writer {
+            let adds = writer.close().await.map_err(delta_err)?;
+            actions.extend(adds.into_iter().map(Action::Add));
+        }
+        actions.push(Action::Remove(remove));
+        removed += hits;
+    }
+    Ok((actions, removed))
+}
+
+/// Replaces the rows of some keys in one commit: `rewrites` swap the data files that held
+/// them for rewrites without them (see [`rewrite_without`]), `adds` bring the recomputed
+/// rows. `keys` describes the
 /// keys for the table's history (e.g. "per customer").
 pub async fn commit_update(
     table: &mut DeltaTable,
     name: &str,
-    removes: Vec<Action>,
+    rewrites: Vec<Action>,
     adds: Vec<Add>,
     keys: &str,
     metadata: HashMap<String, Value>,
 ) -> Result<i64> {
-    let mut actions = removes;
+    let mut actions = rewrites;
     actions.extend(adds.into_iter().map(Action::Add));
     let operation = DeltaOperation::Merge {
         predicate: None,

@@ -5,23 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::DeltaTable;
-use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::DeltaOperation;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 
-use crate::delta::{self, FileWriter};
+use crate::delta;
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::TableId;
 
-/// Says which rows of a batch belong to the erased person (`true`: remove).
-pub type RowMatcher = dyn Fn(&RecordBatch) -> Result<BooleanArray> + Send + Sync;
+pub use crate::delta::RowMatcher;
 
 /// Key under which an erasure's commits record the erasure id.
 pub const ERASURE_KEY: &str = "stedi.erasure";
@@ -39,12 +33,6 @@ fn delta_err(name: &str) -> impl Fn(deltalake::DeltaTableError) -> StediError + 
     move |e| StediError::delta(name, e)
 }
 
-fn parquet_err(
-    name: &str,
-) -> impl Fn(datafusion::parquet::errors::ParquetError) -> StediError + '_ {
-    move |e| StediError::delta(name, deltalake::DeltaTableError::from(e))
-}
-
 /// Removes the rows `matches` selects from `table`: every data file holding one is
 /// rewritten without it, and the old files are replaced by the new ones in one commit.
 /// Files without a match are not touched.
@@ -55,70 +43,7 @@ pub async fn remove_rows(
     matches: &RowMatcher,
 ) -> Result<Removed> {
     let name = id.name.as_str();
-    let store = table.log_store().object_store(None);
-    let files: Vec<(object_store::path::Path, u64, deltalake::kernel::Remove)> = {
-        let snapshot = table.snapshot().map_err(delta_err(name))?;
-        snapshot
-            .snapshot()
-            .file_views(table.log_store().as_ref(), None)
-            .map_ok(|f| {
-                (
-                    f.object_store_path(),
-                    f.size().max(0) as u64,
-                    f.remove_action(true),
-                )
-            })
-            .try_collect()
-            .await
-            .map_err(delta_err(name))?
-    };
-    let mut actions = Vec::new();
-    let mut removed = 0u64;
-    for (path, size, remove) in files {
-        // Data files are at most the target file size: read each once, decode it twice.
-        let bytes = store
-            .get(&path)
-            .await
-            .map_err(|e| StediError::delta(name, e.into()))?
-            .bytes()
-            .await
-            .map_err(|e| StediError::delta(name, e.into()))?;
-        if bytes.len() as u64 != size {
-            tracing::debug!(table = name, %path, "data file size differs from the log");
-        }
-        let read = || {
-            ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-                .and_then(|b| b.build())
-                .map_err(parquet_err(name))
-        };
-        // First pass: does the file hold a matching row at all?
-        let mut hits = 0u64;
-        for batch in read()? {
-            let batch = batch.map_err(|e| parquet_err(name)(e.into()))?;
-            hits += matches(&batch)?.true_count() as u64;
-        }
-        if hits == 0 {
-            continue;
-        }
-        // Second pass: write what is kept into a new file of the table.
-        let mut writer: Option<FileWriter> = None;
-        for batch in read()? {
-            let batch = batch.map_err(|e| parquet_err(name)(e.into()))?;
-            let mask = matches(&batch)?;
-            let keep =
-                arrow::compute::not(&mask).map_err(datafusion::error::DataFusionError::from)?;
-            let kept = filter_record_batch(&batch, &keep)
-                .map_err(datafusion::error::DataFusionError::from)?;
-            let writer = writer.get_or_insert_with(|| FileWriter::new(table, batch.schema()));
-            writer.write(&kept).await.map_err(delta_err(name))?;
-        }
-        if let Some(writer) = writer {
-            let adds = writer.close().await.map_err(delta_err(name))?;
-            actions.extend(adds.into_iter().map(Action::Add));
-        }
-        actions.push(Action::Remove(remove));
-        removed += hits;
-    }
+    let (actions, removed) = delta::rewrite_without(table, name, matches).await?;
     if removed == 0 {
         return Ok(Removed {
             rows: 0,

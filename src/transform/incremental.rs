@@ -32,20 +32,13 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
-use deltalake::kernel::{Action, Add};
-use futures::{StreamExt, TryStreamExt};
+use deltalake::kernel::Action;
 
-use crate::delta::FileWriter;
 use crate::error::{Result, StediError};
 use crate::ingest::feed::Source;
 use crate::ingest::ledger::Ledger;
-use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::TableId;
 
 /// The grain of a model: what one of its rows belongs to, and so what an incremental
@@ -405,34 +398,29 @@ pub async fn instants_of(
     Ok((rows, span))
 }
 
-/// What replacing the affected rows of a table takes: the data files to remove, their
-/// rewritten versions without the affected rows, and how many rows go.
+/// What replacing the affected rows of a table takes: the actions that swap the data
+/// files holding them for rewrites without them, and how many rows go.
 pub struct Removal {
-    /// `remove` actions of the rewritten files.
-    pub removes: Vec<Action>,
-    /// The rewritten files.
-    pub adds: Vec<Add>,
+    /// `remove`s of the old files and `add`s of their rewrites.
+    pub rewrites: Vec<Action>,
     /// Rows removed.
     pub rows: u64,
 }
 
 /// Finds the table's data files that hold rows of affected keys and writes them again
-/// without those rows (uncommitted).
+/// without those rows (uncommitted). A query first asks whether any row is affected at
+/// all, which file statistics usually answer without reading the table.
 pub async fn remove_affected(
     ctx: &SessionContext,
-    lakehouse: &Lakehouse,
     id: &TableId,
     table: &DeltaTable,
     grain: Grain,
     affected: &Affected,
 ) -> Result<Removal> {
-    let err = |e| StediError::delta(&id.name, e);
-    let mut removal = Removal {
-        removes: Vec::new(),
-        adds: Vec::new(),
-        rows: 0,
-    };
-    let whole = table.table_provider().await.map_err(|e| err(e.into()))?;
+    let whole = table
+        .table_provider()
+        .await
+        .map_err(|e| StediError::delta(&id.name, e.into()))?;
     let schema = whole.schema();
     let condition = belongs(grain, &schema, &id.name, affected)?;
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
@@ -440,52 +428,121 @@ pub async fn remove_affected(
     affected.register(&ctx)?;
     ctx.register_table("t", whole)?;
     if count(&ctx, &format!("SELECT count(*) FROM t WHERE {condition}")).await? == 0 {
-        return Ok(removal);
+        return Ok(Removal {
+            rewrites: Vec::new(),
+            rows: 0,
+        });
     }
-    ctx.deregister_table("t")?;
+    let matcher = row_matcher(grain, &schema, affected)?;
+    let (rewrites, rows) = crate::delta::rewrite_without(table, &id.name, &matcher).await?;
+    Ok(Removal { rewrites, rows })
+}
 
-    let snapshot = table.snapshot().map_err(err)?;
-    let files: Vec<_> = snapshot
-        .snapshot()
-        .file_views(table.log_store().as_ref(), None)
-        .try_collect()
-        .await
-        .map_err(err)?;
-    let root = lakehouse.table_url(id);
-    for file in files {
-        let path = file.path().to_string();
-        let url = root.join(&path).map_err(|e| StediError::Model {
-            model: id.name.clone(),
-            message: format!("bad data file path `{path}`: {e}"),
-        })?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(ListingTableUrl::parse(url.as_str())?)
-            .with_listing_options(options)
-            .infer_schema(&ctx.state())
-            .await?;
-        ctx.deregister_table("t")?;
-        ctx.register_table("t", Arc::new(ListingTable::try_new(config)?))?;
-        let matched = count(&ctx, &format!("SELECT count(*) FROM t WHERE {condition}")).await?;
-        if matched == 0 {
-            continue;
+/// The rows of affected keys, as a test on batches of a table with `schema`: the same
+/// keys as [`belongs`] selects in SQL, compared with the same [`customer_id`].
+///
+/// [`customer_id`]: super::functions::customer_id
+fn row_matcher(
+    grain: Grain,
+    schema: &SchemaRef,
+    affected: &Affected,
+) -> Result<Box<crate::delta::RowMatcher>> {
+    let text = |batch: &RecordBatch, column: &str| -> Result<Option<arrow::array::ArrayRef>> {
+        let Some(values) = batch.column_by_name(column) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            arrow::compute::cast(values, &arrow::datatypes::DataType::Utf8)
+                .map_err(datafusion::error::DataFusionError::from)?,
+        ))
+    };
+    let instant = |batch: &RecordBatch, column: &str| -> Result<Option<arrow::array::ArrayRef>> {
+        let Some(values) = batch.column_by_name(column) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            arrow::compute::cast(values, &arrow::datatypes::DataType::Int64)
+                .map_err(datafusion::error::DataFusionError::from)?,
+        ))
+    };
+    match grain {
+        Grain::Customer => {
+            let column = customer_column(schema).unwrap_or("email");
+            let mut keys = std::collections::HashSet::new();
+            for batch in &affected.customers {
+                if let Some(values) = text(batch, "customer")? {
+                    keys.extend(
+                        values
+                            .as_string::<i32>()
+                            .iter()
+                            .flatten()
+                            .map(str::to_string),
+                    );
+                }
+            }
+            Ok(Box::new(move |batch: &RecordBatch| {
+                let Some(values) = text(batch, column)? else {
+                    return Ok(arrow::array::BooleanArray::from(vec![
+                        false;
+                        batch.num_rows()
+                    ]));
+                };
+                Ok(values
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| {
+                        Some(v.is_some_and(|v| {
+                            keys.contains(super::functions::customer_id(v).as_ref())
+                        }))
+                    })
+                    .collect())
+            }))
         }
-        let kept = ctx
-            .sql(&format!("SELECT * FROM t WHERE NOT ({condition})"))
-            .await?;
-        let kept_schema: SchemaRef = Arc::new(kept.schema().as_arrow().clone());
-        let mut writer = FileWriter::new(table, kept_schema);
-        let mut stream = kept.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            writer.write(&batch?).await.map_err(err)?;
+        Grain::Reading => {
+            let mut keys: std::collections::HashMap<String, std::collections::HashSet<i64>> =
+                std::collections::HashMap::new();
+            for batch in &affected.readings {
+                if let (Some(serials), Some(instants)) = (
+                    text(batch, "serialNumber")?,
+                    instant(batch, "sensorReadingTime")?,
+                ) {
+                    let serials = serials.as_string::<i32>();
+                    let instants = instants.as_primitive::<arrow::datatypes::Int64Type>();
+                    for i in 0..batch.num_rows() {
+                        if serials.is_valid(i) && instants.is_valid(i) {
+                            keys.entry(serials.value(i).to_string())
+                                .or_default()
+                                .insert(instants.value(i));
+                        }
+                    }
+                }
+            }
+            Ok(Box::new(move |batch: &RecordBatch| {
+                let (Some(serials), Some(instants)) = (
+                    text(batch, "serialNumber")?,
+                    instant(batch, "sensorReadingTime")?,
+                ) else {
+                    return Ok(arrow::array::BooleanArray::from(vec![
+                        false;
+                        batch.num_rows()
+                    ]));
+                };
+                let serials = serials.as_string::<i32>();
+                let instants = instants.as_primitive::<arrow::datatypes::Int64Type>();
+                Ok((0..batch.num_rows())
+                    .map(|i| {
+                        Some(
+                            serials.is_valid(i)
+                                && instants.is_valid(i)
+                                && keys
+                                    .get(serials.value(i))
+                                    .is_some_and(|at| at.contains(&instants.value(i))),
+                        )
+                    })
+                    .collect())
+            }))
         }
-        removal.adds.extend(writer.close().await.map_err(err)?);
-        removal
-            .removes
-            .push(Action::Remove(file.remove_action(true)));
-        removal.rows += matched;
     }
-    Ok(removal)
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {

@@ -291,11 +291,8 @@ pub async fn build(
         })
         .await?;
         let added = run_model(&restricted, node.model.sql, &table, &id).await?;
-        let removal =
-            incremental::remove_affected(&ctx, lakehouse, &id, &table, grain, &affected).await?;
+        let removal = incremental::remove_affected(&ctx, &id, &table, grain, &affected).await?;
         let (removed, added_rows) = (removal.rows, added.rows());
-        let mut adds = removal.adds;
-        adds.extend(added.adds);
         let keys = match grain {
             incremental::Grain::Customer => "per customer",
             incremental::Grain::Reading => "per reading",
@@ -303,8 +300,8 @@ pub async fn build(
         let version = delta::commit_update(
             &mut table,
             &id.name,
-            removal.removes,
-            adds,
+            removal.rewrites,
+            added.adds,
             keys,
             metadata.clone(),
         )
