@@ -22,5 +22,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod serve;
 pub mod transform;
+pub mod workers;
 
 pub use error::{Result, StediError};

@@ -214,7 +214,7 @@ async fn ingest_batch(
         let mut writer = FileWriter::new(landing, source.landing_schema());
         // One cache of checked addresses per worker.
         let mut erased = tombstones.clone().map(TombstoneFilter::new);
-        tasks.push(tokio::spawn(async move {
+        tasks.push(async move {
             let mut rejected = Quarantined::default();
             let mut rows = 0u64;
             loop {
@@ -232,15 +232,12 @@ async fn ingest_batch(
                 .await
                 .map_err(|e| StediError::delta(landing_name, e))?;
             Ok::<_, StediError>((adds, rejected, rows))
-        }));
+        });
     }
     let mut adds = Vec::new();
     let mut rejected = Quarantined::default();
     let mut rows = 0;
-    for task in tasks {
-        let (a, r, n) = task
-            .await
-            .map_err(|e| StediError::Output(e.to_string()))??;
+    for (a, r, n) in crate::workers::run_all(tasks).await? {
         adds.push(a);
         rejected.extend(r);
         rows += n;

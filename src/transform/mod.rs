@@ -440,7 +440,7 @@ async fn run_model(
     for mut stream in streams {
         let mut writer = FileWriter::new(table, schema.clone());
         let name = id.name.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(async move {
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| StediError::Model {
                     model: name.clone(),
@@ -455,15 +455,9 @@ async fn run_model(
                 .close()
                 .await
                 .map_err(|e| StediError::delta(&name, e))
-        }));
+        });
     }
-    let mut parts = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        parts.push(
-            task.await
-                .map_err(|e| StediError::Output(e.to_string()))??,
-        );
-    }
+    let parts = crate::workers::run_all(tasks).await?;
     Ok(StagedFiles::merge(schema, parts))
 }
 
