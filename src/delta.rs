@@ -14,6 +14,9 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -31,6 +34,13 @@ use crate::lakehouse::layout::TableId;
 
 /// Files roll over at this size, so a large table is many files that scan in parallel.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
+/// The most distinct customers a row group's Bloom filter is sized for (a row group's
+/// rows; the writer folds the filter down to what it holds), and its false-positive rate.
+/// An incremental run probes a filter with every affected customer, so the rate must
+/// stay low even for a thousand probes (1 − (1 − p)^1000 ≈ 1 %).
+const BLOOM_CUSTOMERS: u64 = 1 << 20;
+const BLOOM_FALSE_POSITIVES: f64 = 1e-5;
 
 /// Prefix of the commit metadata in which stedi records how a table was built.
 pub const BUILD_RECORD_PREFIX: &str = "stedi.";
@@ -91,10 +101,11 @@ impl FileWriter {
             .take(deltalake::table::config::DEFAULT_NUM_INDEX_COLS as usize)
             .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
             .collect();
+        let properties = writer_properties(&schema);
         let config = WriterConfig::new(
             schema,
             Vec::new(),
-            None,
+            Some(properties),
             NonZeroU64::new(TARGET_FILE_SIZE),
             None,
             DataSkippingNumIndexedCols::NumColumns(
@@ -124,6 +135,34 @@ impl FileWriter {
         }
         self.inner.close().await
     }
+}
+
+/// How stedi writes Parquet: Snappy pages; a Bloom filter of the column that names the
+/// customer (see [`customer_column`](crate::lakehouse::layout::customer_column)); no
+/// min/max statistics of personal columns, which would only be more copies of an address
+/// (a Bloom filter finds a customer, min/max of addresses in hash order would not); and
+/// no dictionary for line numbers, which never repeat.
+fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::SNAPPY);
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        if crate::lakehouse::layout::PERSONAL_COLUMNS.contains(&name) {
+            builder = builder.set_column_statistics_enabled(name.into(), EnabledStatistics::None);
+        }
+        if name == crate::ingest::feed::LINE_COLUMN {
+            builder = builder.set_column_dictionary_enabled(name.into(), false);
+        }
+    }
+    if let Some(column) = crate::lakehouse::layout::customer_column(schema) {
+        let column = ColumnPath::from(column);
+        builder = builder
+            .set_column_bloom_filter_enabled(column.clone(), true)
+            .set_column_bloom_filter_max_ndv(column.clone(), BLOOM_CUSTOMERS)
+            .set_column_bloom_filter_fpp(column, BLOOM_FALSE_POSITIVES);
+    }
+    builder.build()
 }
 
 /// Opens a table, creating it empty with `schema` when it does not exist yet, so that
@@ -441,6 +480,73 @@ pub fn row_count(table: &DeltaTable) -> Option<u64> {
 }
 
 /// Makes a table's current version readable by name in a DataFusion session.
+/// Registers a table's current version in a session as the list of its Parquet data
+/// files, read by DataFusion's own Parquet scan.
+///
+/// Every stedi table is plain Parquet under a Delta log (no partitions, deletion vectors
+/// or column mapping), so its files are the whole table. A query that names a few
+/// customers then costs what pruning them costs: each row group's Bloom filter and
+/// statistics decide whether it is read, without evaluating the filter against the
+/// statistics of every file in the log first (which costs more than the scan for a long
+/// `IN` list). It is also how a cluster reads a Delta table.
+pub async fn register_files(
+    ctx: &datafusion::prelude::SessionContext,
+    lakehouse: &Lakehouse,
+    id: &TableId,
+    table: &DeltaTable,
+) -> Result<()> {
+    let err = |e| StediError::delta(&id.name, e);
+    table.update_datafusion_session(&ctx.state()).map_err(err)?;
+    let snapshot = table.snapshot().map_err(err)?;
+    let schema = snapshot.snapshot().arrow_schema();
+    let paths: Vec<String> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| f.path().into_owned())
+        .try_collect()
+        .await
+        .map_err(err)?;
+    let provider = files_table(lakehouse, id, &paths, schema)?;
+    ctx.deregister_table(&id.name)?;
+    ctx.register_table(&id.name, provider)?;
+    Ok(())
+}
+
+/// A table of the given data files of `id` (paths relative to the table's folder).
+pub fn files_table(
+    lakehouse: &Lakehouse,
+    id: &TableId,
+    paths: &[String],
+    schema: SchemaRef,
+) -> Result<std::sync::Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::datasource::empty::EmptyTable;
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    if paths.is_empty() {
+        return Ok(std::sync::Arc::new(EmptyTable::new(schema)));
+    }
+    let root = lakehouse.table_url(id);
+    let urls = paths
+        .iter()
+        .map(|path| {
+            let url = root.join(path).map_err(|e| StediError::Model {
+                model: id.name.clone(),
+                message: format!("bad data file path `{path}`: {e}"),
+            })?;
+            Ok(ListingTableUrl::parse(url.as_str())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(std::sync::Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Registers a table's current version in a session under `name`, read through delta-rs.
 pub async fn register(
     ctx: &datafusion::prelude::SessionContext,
     name: &str,

@@ -134,6 +134,18 @@ pub enum StediError {
         /// The file name.
         name: String,
     },
+    /// A landing table was written by an earlier version of stedi, with other columns.
+    #[error(
+        "`{table}` was written by an earlier version of stedi: it has the columns {found}, this version writes {expected}"
+    )]
+    OutdatedTable {
+        /// The table.
+        table: String,
+        /// Its columns.
+        found: String,
+        /// The columns this version writes.
+        expected: String,
+    },
     /// A command finished, but its row in the run history could not be written.
     #[error("`{command}` finished, but could not be recorded in the run history: {source}")]
     NotRecorded {
@@ -185,6 +197,9 @@ impl StediError {
             )),
             StediError::LandErased { .. } => Some(
                 "`stedi forget` removed an erased person's lines from the landed file; the file landed again is neither the original nor the rewritten one. Give new records a new file name; records of erased people are refused at ingest".into(),
+            ),
+            StediError::OutdatedTable { .. } => Some(
+                "the raw files are kept in `landing/<source>/`: make a new lakehouse, land them into it (`stedi land SOURCE FILE...`) and run `stedi run` there".into(),
             ),
             StediError::Interrupted => Some(
                 "no table was left half-written; run `stedi run` again to carry on".into(),

@@ -82,13 +82,19 @@ impl State {
     /// Reads every table on its own, so that one damaged table (often the very reason a
     /// command fails) does not hide what happened to the others.
     async fn read(lakehouse: &Lakehouse) -> State {
-        let mut tables = BTreeMap::new();
-        for id in catalog::tables().unwrap_or_default() {
-            if let Ok(row) = table_row(lakehouse, &id).await {
-                tables.insert(row.table, (row.version, row.rows));
-            }
-        }
-        let ledger_files = match lakehouse.load_table(&layout::ingested_files()).await {
+        // Read all at once: each is a few small reads of its log.
+        let ids = catalog::tables().unwrap_or_default();
+        let ledger_id = layout::ingested_files();
+        let (rows, ledger) = futures::join!(
+            futures::future::join_all(ids.iter().map(|id| table_row(lakehouse, id))),
+            lakehouse.load_table(&ledger_id)
+        );
+        let tables = rows
+            .into_iter()
+            .flatten()
+            .map(|row| (row.table, (row.version, row.rows)))
+            .collect::<BTreeMap<_, _>>();
+        let ledger_files = match ledger {
             Ok(Some(t)) => delta::row_count(&t),
             Ok(None) => Some(0),
             Err(_) => None,

@@ -247,3 +247,43 @@ async fn quiet_leaves_stderr_to_errors() {
     assert_eq!(stderr(&quiet), "");
     assert!(stdout(&quiet).contains("machine_learning_curated"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_landing_table_of_an_earlier_version_is_refused_before_anything_is_written() {
+    let s = Scratch::new().await;
+    // customer_landing as an earlier version wrote it: without `_customer`.
+    let current = Source::Customer.landing_schema();
+    let earlier = arrow::datatypes::Schema::new(
+        current
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "_customer")
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let id = stedi::lakehouse::layout::TableId::new(
+        stedi::lakehouse::layout::Zone::Landing,
+        "customer_landing",
+    );
+    stedi::delta::ensure_table(&s.lakehouse, &id, &std::sync::Arc::new(earlier))
+        .await
+        .unwrap();
+    s.land_lines(
+        Source::Customer,
+        "c.json",
+        &[r#"{"email":"ann@x.com","lastUpdateDate":1}"#],
+    )
+    .await;
+
+    let o = stedi(&s.location(), &["run"]);
+    assert_user_error(
+        &o,
+        "`customer_landing` was written by an earlier version of stedi",
+    );
+    assert!(
+        stderr(&o).contains("make a new lakehouse"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.count("customer_landing").await, 0, "nothing was appended");
+}

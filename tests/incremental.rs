@@ -399,3 +399,92 @@ async fn a_model_built_in_slices_of_time_equals_one_built_at_once() {
         );
     }
 }
+
+/// The Parquet data files under a folder of the lakehouse.
+fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.ends_with("_delta_log") {
+            files.extend(data_files(&path));
+        } else if path.extension().is_some_and(|x| x == "parquet") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Whether a data file's Bloom filter of `column` may hold `value`, in any row group.
+fn bloom_may_hold(file: &Path, column: &str, value: &str) -> bool {
+    use datafusion::parquet::file::properties::ReaderProperties;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use datafusion::parquet::file::serialized_reader::ReadOptionsBuilder;
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(
+            ReaderProperties::builder()
+                .set_read_bloom_filter(true)
+                .build(),
+        )
+        .build();
+    let reader =
+        SerializedFileReader::new_with_options(std::fs::File::open(file).unwrap(), options)
+            .unwrap();
+    let metadata = reader.metadata();
+    let index = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == column)
+        .unwrap_or_else(|| panic!("{} has no column {column}", file.display()));
+    (0..metadata.num_row_groups()).any(|g| {
+        let group = reader.get_row_group(g).unwrap();
+        let bloom = group
+            .get_column_bloom_filter(index)
+            .unwrap_or_else(|| panic!("{} has no Bloom filter of {column}", file.display()));
+        bloom.check(value)
+    })
+}
+
+/// Every data file of a table that names customers carries a Bloom filter of the column
+/// that names them, which is how an incremental run skips the row groups of everyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_data_file_has_a_bloom_filter_of_its_customers() {
+    let s = Scratch::new().await;
+    s.land_lines(
+        Source::Customer,
+        "c.json",
+        &[&customer(" Ann@X.com", "S", 1, Some(1))],
+    )
+    .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "a.json",
+        &[&reading("ann@x.com ", 100)],
+    )
+    .await;
+    s.land_lines(Source::StepTrainer, "s.json", &[&step("S", 100)])
+        .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(s.count("machine_learning_curated").await, 1);
+
+    let root = PathBuf::from(s.location());
+    for (table, column, value) in [
+        ("landing/customer_landing", "_customer", "ann@x.com"),
+        ("landing/accelerometer_landing", "_customer", "ann@x.com"),
+        ("trusted/customer_trusted", "email", " Ann@X.com"),
+        ("trusted/accelerometer_trusted", "user", "ann@x.com "),
+        ("curated/customers_curated", "email", " Ann@X.com"),
+    ] {
+        let files = data_files(&root.join(table));
+        assert!(!files.is_empty(), "{table} has data files");
+        for file in files {
+            assert!(bloom_may_hold(&file, column, value), "{}", file.display());
+            assert!(
+                !bloom_may_hold(&file, column, "nobody@x.com"),
+                "{}: a Bloom filter this small answers no for others",
+                file.display()
+            );
+        }
+    }
+}

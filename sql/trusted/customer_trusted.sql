@@ -4,6 +4,7 @@
 -- case-insensitively. When a customer has several records, the latest one (by
 -- lastUpdateDate) decides, so a later record that drops shareWithResearchAsOfDate
 -- revokes consent. Ties are broken by landing order (file, then line).
+-- _customer is customer_id(email), stored at ingest.
 --
 -- incremental: per customer
 
@@ -11,7 +12,7 @@ WITH records AS (
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY customer_id(email)
+            PARTITION BY _customer
             ORDER BY lastUpdateDate DESC NULLS LAST, _file DESC, _line DESC
         ) AS recency
     FROM customer_landing

@@ -216,6 +216,8 @@ pub struct Decoder {
     rows: usize,
     /// Index of the feed's person field, if it has one.
     person: Option<usize>,
+    /// The customer each row names (feeds with a person field).
+    customer: Option<StringBuilder>,
 }
 
 impl Decoder {
@@ -230,6 +232,9 @@ impl Decoder {
                 Kind::Real => Column::Real(Float64Builder::new()),
             })
             .collect();
+        let person = source
+            .person_field()
+            .and_then(|name| source.fields().iter().position(|f| f.name == name));
         Decoder {
             source,
             file: file.into(),
@@ -237,9 +242,8 @@ impl Decoder {
             file_column: StringBuilder::new(),
             lines: Int64Builder::new(),
             rows: 0,
-            person: source
-                .person_field()
-                .and_then(|name| source.fields().iter().position(|f| f.name == name)),
+            person,
+            customer: person.map(|_| StringBuilder::new()),
         }
     }
 
@@ -310,6 +314,13 @@ impl Decoder {
                 Err((reason, detail)) => return Err(reject(reason, detail)),
             }
         }
+        if let (Some(customers), Some(person)) = (self.customer.as_mut(), self.person) {
+            match typed[person] {
+                Typed::Text(who) => customers.append_value(super::feed::customer_id(who)),
+                // Unreachable: the person field is required, checked above.
+                _ => customers.append_value(""),
+            }
+        }
         for (column, value) in self.columns.iter_mut().zip(typed) {
             match (column, value) {
                 (Column::Text(b), Typed::Text(s)) => b.append_value(s),
@@ -337,6 +348,9 @@ impl Decoder {
                 Column::Real(b) => Arc::new(b.finish()) as ArrayRef,
             })
             .collect();
+        if let Some(customers) = self.customer.as_mut() {
+            arrays.push(Arc::new(customers.finish()));
+        }
         arrays.push(Arc::new(self.file_column.finish()));
         arrays.push(Arc::new(self.lines.finish()));
         self.rows = 0;
@@ -446,7 +460,25 @@ mod tests {
             1655564444103
         );
         assert_eq!(batch.column(3).as_primitive::<Float64Type>().value(0), -1.0);
-        assert_eq!(batch.column(6).as_primitive::<Int64Type>().value(0), 7);
+        let column = |name: &str| batch.column_by_name(name).unwrap();
+        // The customer the reading names: its address trimmed and lower-cased.
+        assert_eq!(column("_customer").as_string::<i32>().value(0), "a@b.com");
+        assert_eq!(
+            column("_file").as_string::<i32>().value(0),
+            "landing/test/f.json"
+        );
+        assert_eq!(column("_line").as_primitive::<Int64Type>().value(0), 7);
+    }
+
+    #[test]
+    fn step_trainer_readings_name_no_customer() {
+        let batch = one(
+            Source::StepTrainer,
+            r#"{"sensorReadingTime":1,"serialNumber":"s-1","distanceFromObject":2}"#,
+        )
+        .unwrap();
+        assert!(batch.column_by_name("_customer").is_none());
+        assert_eq!(batch.num_columns(), 5);
     }
 
     #[test]

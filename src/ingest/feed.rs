@@ -93,6 +93,32 @@ const _: () = assert!(
 pub const FILE_COLUMN: &str = "_file";
 /// See [`FILE_COLUMN`].
 pub const LINE_COLUMN: &str = "_line";
+/// Column of the feeds that name a person: the customer the record belongs to, the
+/// [`customer_id`] of its person field. Stored at ingest so that a customer's records are
+/// found by one column (which has a Bloom filter in every data file) instead of by
+/// normalizing every address of the table.
+pub const CUSTOMER_COLUMN: &str = "_customer";
+
+/// The customer an e-mail address names: the address without leading and trailing
+/// spaces, lower-cased. Two records are of the same customer when these are equal.
+pub fn customer_id(email: &str) -> std::borrow::Cow<'_, str> {
+    if is_customer_id(email) {
+        std::borrow::Cow::Borrowed(email)
+    } else {
+        std::borrow::Cow::Owned(email.trim_matches(' ').to_lowercase())
+    }
+}
+
+/// Whether an address is already in its [`customer_id`] form (the common case, checked
+/// without allocating).
+pub fn is_customer_id(email: &str) -> bool {
+    let bytes = email.as_bytes();
+    bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+}
 
 impl Source {
     /// Every source, in the order they are ingested.
@@ -141,7 +167,8 @@ impl Source {
         Source::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// The schema of the landing table: the feed's fields, typed, plus lineage.
+    /// The schema of the landing table: the feed's fields, typed, then the customer
+    /// (feeds that name a person) and lineage.
     pub fn landing_schema(self) -> SchemaRef {
         let mut fields: Vec<Field> = self
             .fields()
@@ -155,6 +182,10 @@ impl Source {
                 Field::new(f.name, data_type, !f.required)
             })
             .collect();
+        if self.person_field().is_some() {
+            // The person field is required, so every row names a customer.
+            fields.push(Field::new(CUSTOMER_COLUMN, DataType::Utf8, false));
+        }
         fields.push(Field::new(FILE_COLUMN, DataType::Utf8, false));
         fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
         Arc::new(Schema::new(fields))

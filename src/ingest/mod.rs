@@ -95,6 +95,7 @@ pub async fn ingest_until(
         let landing_id = TableId::new(Zone::Landing, source.landing_table());
         let mut landing =
             delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
+        same_columns(&landing, &landing_id.name, &source.landing_schema())?;
         let mut done = SourceIngest::default();
         let app = ledger::app_id(source);
         let published = delta::transaction_version(&landing, &landing_id.name, &app)
@@ -149,6 +150,36 @@ pub async fn ingest_until(
         report.sources.push((source, done));
     }
     Ok(report)
+}
+
+/// Refuses to append to a landing table whose columns are not the ones this version
+/// writes (a table made by an earlier version), before anything is written.
+fn same_columns(
+    table: &DeltaTable,
+    name: &str,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<()> {
+    let expected: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let found: Vec<String> = match table.snapshot() {
+        Ok(snapshot) => snapshot
+            .schema()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect(),
+        Err(e) => return Err(StediError::delta(name, e)),
+    };
+    if found
+        .iter()
+        .map(String::as_str)
+        .eq(expected.iter().copied())
+    {
+        return Ok(());
+    }
+    Err(StediError::OutdatedTable {
+        table: name.to_string(),
+        found: found.join(", "),
+        expected: expected.join(", "),
+    })
 }
 
 fn merge(into: &mut SourceIngest, part: SourceIngest) {

@@ -121,12 +121,23 @@ pub fn customer_key_secret() -> Path {
 pub const PERSONAL_COLUMNS: &[&str] = &[
     "email",
     "user",
+    crate::ingest::feed::CUSTOMER_COLUMN,
     "customerName",
     "phone",
     "birthDay",
     "raw",
     "detail",
 ];
+
+/// The column a table names its customer by: `_customer` where ingest stored it, else
+/// the address as landed (`email` or `user`). Every data file keeps a Bloom filter of
+/// it, so that an incremental run finds the rows of a few customers without reading the
+/// table.
+pub fn customer_column(schema: &arrow::datatypes::Schema) -> Option<&'static str> {
+    [crate::ingest::feed::CUSTOMER_COLUMN, "email", "user"]
+        .into_iter()
+        .find(|c| schema.column_with_name(c).is_some())
+}
 
 /// Keyed hashes of the addresses of erased people, whose records are refused at ingest.
 pub fn tombstones() -> TableId {

@@ -35,26 +35,8 @@ impl ConsentPolicy {
     }
 }
 
-/// The customer an e-mail address names: the address without leading and trailing
-/// spaces, lower-cased. Two records are of the same customer when these are equal.
-pub fn customer_id(email: &str) -> std::borrow::Cow<'_, str> {
-    if is_customer_id(email) {
-        std::borrow::Cow::Borrowed(email)
-    } else {
-        std::borrow::Cow::Owned(email.trim_matches(' ').to_lowercase())
-    }
-}
-
-/// Whether an address is already in its [`customer_id`] form (the common case, checked
-/// without allocating).
-fn is_customer_id(email: &str) -> bool {
-    let bytes = email.as_bytes();
-    bytes.first() != Some(&b' ')
-        && bytes.last() != Some(&b' ')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-}
+pub use crate::ingest::feed::customer_id;
+use crate::ingest::feed::is_customer_id;
 
 /// Computes the pseudonymous key of an e-mail address: HMAC-SHA-256 of its
 /// [`customer_id`] under the lakehouse secret, as 64 hex digits.

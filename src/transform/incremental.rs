@@ -3,7 +3,9 @@
 //! Every model declares its grain in a header line of its SQL file:
 //!
 //! - `-- incremental: per customer` — each row belongs to one customer (an e-mail,
-//!   trimmed and lower-cased) and depends only on that customer's landed records.
+//!   trimmed and lower-cased) and depends only on that customer's landed records. The
+//!   table names the customer by `_customer` (landing tables) or by an address column,
+//!   `email` or `user`, holding an address as landed or its `customer_id`.
 //! - `-- incremental: per reading` — each row belongs to one step-trainer reading
 //!   (`serialNumber`, `sensorReadingTime`) and depends only on what happened at that
 //!   instant.
@@ -14,6 +16,10 @@
 //! one Delta commit: the data files holding any of them are rewritten without them, and
 //! the recomputed rows are added. Rows of every other key cannot have changed, so the
 //! result is the table a full rebuild would produce.
+//!
+//! A few customers are found without reading whole tables: the restrictions name them
+//! in `IN` lists, and every data file has a Bloom filter of the column that names the
+//! customer, so row groups that hold none of them are skipped unread.
 //!
 //! Readings couple customers (a reused serial number makes two customers claim the same
 //! reading), which is why per-reading models are keyed by reading, not by customer: a
@@ -37,9 +43,10 @@ use deltalake::DeltaTable;
 use deltalake::kernel::Action;
 
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::ingest::feed::{CUSTOMER_COLUMN, Source};
 use crate::ingest::ledger::Ledger;
 use crate::lakehouse::layout::TableId;
+use crate::lakehouse::layout::customer_column;
 
 /// The grain of a model: what one of its rows belongs to, and so what an incremental
 /// run can recompute it by.
@@ -123,22 +130,36 @@ impl Watermark {
     }
 }
 
-/// The keys whose rows may have changed since a watermark, as small in-memory tables.
+/// Above this many keys, a restriction joins with an in-memory table of them instead of
+/// naming them in the query: a long `IN` list costs more to plan than the join costs to
+/// run, and that many customers touch most row groups anyway.
+const MAX_LISTED_KEYS: usize = 10_000;
+
+/// The keys whose rows may have changed since a watermark.
 #[derive(Debug, Clone)]
 pub struct Affected {
-    /// `affected_customers(customer)`: normalized e-mail addresses.
-    pub customers: Vec<RecordBatch>,
+    /// The affected customers: [`customer_id`](super::functions::customer_id)s, sorted.
+    pub customers: Vec<String>,
+    /// Every address of the affected customers as landed, and their customer ids: the
+    /// values a table's `email` or `user` column holds in their rows. Sorted.
+    pub addresses: Vec<String>,
     /// `affected_readings(serialNumber, sensorReadingTime)`.
     pub readings: Vec<RecordBatch>,
     /// The earliest and latest instant of the affected readings: a range that file and
     /// row-group statistics can skip whole files by.
     pub span: Option<(i64, i64)>,
+    /// Whether any affected customer has records in files ingested before: only then can
+    /// a per-customer table hold rows of theirs (its rows come from those records).
+    pub customers_seen_before: bool,
+    /// Whether any affected reading was landed before: only then can a per-reading table
+    /// hold rows of it.
+    pub readings_seen_before: bool,
 }
 
 impl Affected {
     /// Number of affected customers.
     pub fn customer_count(&self) -> usize {
-        self.customers.iter().map(|b| b.num_rows()).sum()
+        self.customers.len()
     }
 
     /// Number of affected readings.
@@ -146,28 +167,108 @@ impl Affected {
         self.readings.iter().map(|b| b.num_rows()).sum()
     }
 
+    /// Whether a table of `grain` may hold rows of the affected keys, which must then be
+    /// removed before the recomputed rows are added. A key first landed in this run has
+    /// none: the rows of a per-customer or per-reading model come from that customer's
+    /// records or that reading.
+    pub fn may_have_rows(&self, grain: Grain) -> bool {
+        match grain {
+            Grain::Customer => self.customers_seen_before,
+            Grain::Reading => self.readings_seen_before,
+        }
+    }
+
     /// Whether a model of `grain` has nothing to recompute.
     pub fn is_empty_for(&self, grain: Grain) -> bool {
         match grain {
-            Grain::Customer => self.customer_count() == 0,
+            Grain::Customer => self.customers.is_empty(),
             Grain::Reading => self.reading_count() == 0,
         }
     }
 
+    /// Registers the keys as tables `affected_customers(customer)`,
+    /// `affected_addresses(address)` and `affected_readings(serialNumber,
+    /// sensorReadingTime)`, for restrictions by join.
     fn register(&self, ctx: &SessionContext) -> Result<()> {
+        let text = |name: &str, values: &[String]| -> Result<Vec<RecordBatch>> {
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new(name, arrow::datatypes::DataType::Utf8, false),
+            ]));
+            let column = arrow::array::StringArray::from_iter_values(values);
+            let batch = RecordBatch::try_new(schema, vec![Arc::new(column)])
+                .map_err(datafusion::error::DataFusionError::from)?;
+            Ok(vec![batch])
+        };
         for (name, batches) in [
-            ("affected_customers", &self.customers),
-            ("affected_readings", &self.readings),
+            ("affected_customers", text("customer", &self.customers)?),
+            ("affected_addresses", text("address", &self.addresses)?),
+            ("affected_readings", self.readings.clone()),
         ] {
             let Some(first) = batches.first() else {
                 continue;
             };
-            let table = MemTable::try_new(first.schema(), vec![batches.clone()])?;
+            let table = MemTable::try_new(first.schema(), vec![batches])?;
             ctx.deregister_table(name)?;
             ctx.register_table(name, Arc::new(table))?;
         }
         Ok(())
     }
+
+    /// `expr IN (the affected customers)`.
+    fn customer_in(&self, expr: &str) -> String {
+        one_of(
+            expr,
+            &self.customers,
+            "SELECT customer FROM affected_customers",
+        )
+    }
+
+    /// `expr IN (the affected customers' addresses)`.
+    fn address_in(&self, expr: &str) -> String {
+        one_of(
+            expr,
+            &self.addresses,
+            "SELECT address FROM affected_addresses",
+        )
+    }
+}
+
+/// `expr IN (values)`: the values listed, so that row groups whose Bloom filters hold none
+/// of them are skipped unread, or (very many) the rows of `subquery`.
+fn one_of(expr: &str, values: &[String], subquery: &str) -> String {
+    if values.is_empty() {
+        return "false".to_string();
+    }
+    if values.len() > MAX_LISTED_KEYS {
+        return format!("{expr} IN ({subquery})");
+    }
+    let mut list = String::with_capacity(values.len() * 32);
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            list.push_str(", ");
+        }
+        list.push('\'');
+        list.push_str(&v.replace('\'', "''"));
+        list.push('\'');
+    }
+    format!("{expr} IN ({list})")
+}
+
+/// The distinct non-null strings of the first column of `sql`'s result, sorted.
+async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        out.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// Works out the affected keys from the files ingested after `since`. `ctx` must have the
@@ -188,32 +289,62 @@ pub async fn affected(
             .collect();
         format!("_file IN ({})", quoted.join(", "))
     };
-    let customers_sql = format!(
-        "SELECT DISTINCT customer_id(email) AS customer FROM customer_landing WHERE {}
-         UNION
-         SELECT DISTINCT customer_id(user) AS customer FROM accelerometer_landing WHERE {}",
-        news(Source::Customer),
-        news(Source::Accelerometer),
-    );
-    let customers = ctx.sql(&customers_sql).await?.collect().await?;
-    let customers = Affected {
+    // Rows of files ingested before `since`.
+    let earlier = |source: Source| format!("NOT ({})", news(source));
+    let customer = CUSTOMER_COLUMN;
+    let customers = strings(
+        ctx,
+        &format!(
+            "SELECT DISTINCT \"{customer}\" FROM customer_landing WHERE {}
+             UNION
+             SELECT DISTINCT \"{customer}\" FROM accelerometer_landing WHERE {}",
+            news(Source::Customer),
+            news(Source::Accelerometer),
+        ),
+    )
+    .await?;
+    let mut affected = Affected {
         customers,
+        addresses: Vec::new(),
         readings: Vec::new(),
         span: None,
+        customers_seen_before: false,
+        readings_seen_before: false,
     };
-    customers.register(ctx)?;
-    // A customer's change reaches the readings at every instant of their phone readings,
-    // under every serial number any of their records gave.
-    let customer_readings = if customers.customer_count() == 0 {
-        String::new()
-    } else {
-        "UNION
-         SELECT DISTINCT c.serialNumber, a.timestamp AS sensorReadingTime
-         FROM customer_landing AS c
-         JOIN accelerometer_landing AS a ON customer_id(a.user) = customer_id(c.email)
-         WHERE customer_id(c.email) IN (SELECT customer FROM affected_customers)"
-            .to_string()
-    };
+    affected.register(ctx)?;
+    let mut customer_readings = String::new();
+    if !affected.customers.is_empty() {
+        // Every spelling of their addresses, in any landed record.
+        let of_them = affected.customer_in(&format!("\"{customer}\""));
+        let (mut addresses, seen_before) = addresses(
+            ctx,
+            &format!(
+                "SELECT DISTINCT email, {} AS earlier FROM customer_landing WHERE {of_them}
+                 UNION
+                 SELECT DISTINCT user, {} AS earlier FROM accelerometer_landing WHERE {of_them}",
+                earlier(Source::Customer),
+                earlier(Source::Accelerometer),
+            ),
+        )
+        .await?;
+        affected.customers_seen_before = seen_before;
+        addresses.extend(affected.customers.iter().cloned());
+        addresses.sort();
+        addresses.dedup();
+        affected.addresses = addresses;
+        affected.register(ctx)?;
+        // A customer's change reaches the readings at every instant of their phone
+        // readings, under every serial number any of their records gave.
+        customer_readings = format!(
+            "UNION
+             SELECT DISTINCT c.serialNumber, a.timestamp AS sensorReadingTime
+             FROM customer_landing AS c
+             JOIN accelerometer_landing AS a ON a.\"{customer}\" = c.\"{customer}\"
+             WHERE {} AND {}",
+            affected.customer_in(&format!("c.\"{customer}\"")),
+            affected.customer_in(&format!("a.\"{customer}\"")),
+        );
+    }
     let readings_sql = format!(
         "SELECT DISTINCT serialNumber, sensorReadingTime FROM step_trainer_landing WHERE {}
          {customer_readings}",
@@ -230,18 +361,43 @@ pub async fn affected(
             span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
-    Ok(Affected {
-        customers: customers.customers,
-        readings,
-        span,
-    })
+    affected.readings = readings;
+    affected.span = span;
+    if affected.reading_count() > 0 {
+        affected.register(ctx)?;
+        let schema = ctx.table_provider("step_trainer_landing").await?.schema();
+        let condition = belongs(Grain::Reading, &schema, "step_trainer_landing", &affected)?;
+        affected.readings_seen_before = count(
+            ctx,
+            &format!(
+                "SELECT count(*) FROM step_trainer_landing AS t WHERE {} AND {condition}",
+                earlier(Source::StepTrainer)
+            ),
+        )
+        .await?
+            > 0;
+    }
+    Ok(affected)
 }
 
-/// The column of a table that names its customer, if it has one.
-fn customer_column(schema: &SchemaRef) -> Option<&'static str> {
-    ["email", "user"]
-        .into_iter()
-        .find(|c| schema.column_with_name(c).is_some())
+/// The addresses (first column) of a query's rows, sorted and distinct, and whether any
+/// row's second column is true.
+async fn addresses(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut any = false;
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        out.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        any |= batch.column(1).as_boolean().true_count() > 0;
+    }
+    Ok((out.into_iter().collect(), any))
 }
 
 /// Whether a table is keyed by step-trainer reading.
@@ -267,12 +423,16 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -
         Grain::Customer => {
             let column = customer_column(schema).ok_or_else(|| StediError::Model {
                 model: table.to_string(),
-                message: "a per-customer model reads a table without an `email` or `user` column"
-                    .to_string(),
+                message: format!(
+                    "a per-customer model reads a table without a `{CUSTOMER_COLUMN}`, `email` or `user` column"
+                ),
             })?;
-            Ok(format!(
-                "EXISTS (SELECT 1 FROM affected_customers AS k WHERE k.customer = customer_id(t.\"{column}\"))"
-            ))
+            let expr = format!("t.\"{column}\"");
+            Ok(if column == CUSTOMER_COLUMN {
+                affected.customer_in(&expr)
+            } else {
+                affected.address_in(&expr)
+            })
         }
         Grain::Reading => {
             if has_reading_key(schema) {
@@ -412,22 +572,34 @@ pub struct Removal {
 /// all, which file statistics usually answer without reading the table.
 pub async fn remove_affected(
     ctx: &SessionContext,
+    lakehouse: &crate::lakehouse::Lakehouse,
     id: &TableId,
     table: &DeltaTable,
     grain: Grain,
     affected: &Affected,
 ) -> Result<Removal> {
-    let whole = table
-        .table_provider()
-        .await
-        .map_err(|e| StediError::delta(&id.name, e.into()))?;
-    let schema = whole.schema();
-    let condition = belongs(grain, &schema, &id.name, affected)?;
+    if !affected.may_have_rows(grain) {
+        return Ok(Removal {
+            rewrites: Vec::new(),
+            rows: 0,
+        });
+    }
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     super::functions::register_customer_id(&ctx);
     affected.register(&ctx)?;
-    ctx.register_table("t", whole)?;
-    if count(&ctx, &format!("SELECT count(*) FROM t WHERE {condition}")).await? == 0 {
+    crate::delta::register_files(&ctx, lakehouse, id, table).await?;
+    let schema = ctx.table_provider(id.name.as_str()).await?.schema();
+    let condition = belongs(grain, &schema, &id.name, affected)?;
+    if count(
+        &ctx,
+        &format!(
+            "SELECT count(*) FROM \"{}\" AS t WHERE {condition}",
+            id.name
+        ),
+    )
+    .await?
+        == 0
+    {
         return Ok(Removal {
             rewrites: Vec::new(),
             rows: 0,
@@ -468,18 +640,8 @@ fn row_matcher(
     match grain {
         Grain::Customer => {
             let column = customer_column(schema).unwrap_or("email");
-            let mut keys = std::collections::HashSet::new();
-            for batch in &affected.customers {
-                if let Some(values) = text(batch, "customer")? {
-                    keys.extend(
-                        values
-                            .as_string::<i32>()
-                            .iter()
-                            .flatten()
-                            .map(str::to_string),
-                    );
-                }
-            }
+            let keys: std::collections::HashSet<String> =
+                affected.customers.iter().cloned().collect();
             Ok(Box::new(move |batch: &RecordBatch| {
                 let Some(values) = text(batch, column)? else {
                     return Ok(arrow::array::BooleanArray::from(vec![

@@ -14,11 +14,6 @@ pub mod models;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::datasource::empty::EmptyTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream_partitioned;
@@ -178,7 +173,7 @@ pub async fn build(
     let secret = lakehouse.customer_key_secret().await?;
     let ctx = session();
 
-    for source in Source::ALL {
+    let landing = futures::future::try_join_all(Source::ALL.iter().map(|source| async move {
         let id = TableId::new(Zone::Landing, source.landing_table());
         let table = lakehouse
             .load_table(&id)
@@ -186,22 +181,30 @@ pub async fn build(
             .ok_or_else(|| StediError::NothingLanded {
                 location: lakehouse.location().to_string(),
             })?;
-        delta::register(&ctx, &id.name, &table).await?;
+        Ok::<_, StediError>((id, table))
+    }))
+    .await?;
+    for (id, table) in &landing {
+        delta::register_files(&ctx, lakehouse, id, table).await?;
     }
     let ledger = Ledger::load(lakehouse).await?;
     let current = Watermark::current(&ledger);
     let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
     let nodes = dag::order(models::MODELS, &base)?;
 
-    // Each model's table with its build record (read once).
-    let mut existing = HashMap::new();
-    for node in &nodes {
+    // Each model's table with its build record (read once, all at once).
+    let loaded = futures::future::try_join_all(nodes.iter().map(|node| async move {
         let id = node.model.table();
-        if let Some(table) = lakehouse.load_table(&id).await? {
-            let record = delta::build_record(&table).await?;
-            existing.insert(id.name.clone(), (table, record));
-        }
-    }
+        Ok::<_, StediError>(match lakehouse.load_table(&id).await? {
+            Some(table) => {
+                let record = delta::build_record(&table).await?;
+                Some((id.name, (table, record)))
+            }
+            None => None,
+        })
+    }))
+    .await?;
+    let mut existing: HashMap<_, _> = loaded.into_iter().flatten().collect();
     let policy = match options.consent {
         Some(policy) => policy,
         None => recorded_policy(existing.values().map(|(_, record)| record)).unwrap_or_default(),
@@ -266,7 +269,14 @@ pub async fn build(
             Some(match affected_since.iter().find(|(w, _)| *w == mark) {
                 Some((_, a)) => a.clone(),
                 None => {
-                    let a = incremental::affected(&ctx, &ledger, &mark).await?;
+                    // Reading the landing tables for the affected keys is part of
+                    // updating this model: a failure names it.
+                    let a = incremental::affected(&ctx, &ledger, &mark)
+                        .await
+                        .map_err(|e| StediError::Model {
+                            model: id.name.clone(),
+                            message: e.to_string(),
+                        })?;
                     affected_since.push((mark.clone(), a.clone()));
                     a
                 }
@@ -274,7 +284,7 @@ pub async fn build(
         };
         let Some(affected) = affected.filter(|a| !a.is_empty_for(grain)) else {
             // Nothing this table depends on arrived since it was built.
-            delta::register(&ctx, &id.name, &table).await?;
+            delta::register_files(&ctx, lakehouse, &id, &table).await?;
             reports.push(ModelReport {
                 rows: delta::row_count(&table).unwrap_or(0),
                 version: delta::version(&table),
@@ -290,8 +300,18 @@ pub async fn build(
             functions::register(c, policy, secret.clone())
         })
         .await?;
+        let prepared_ms = started.elapsed().as_millis() as u64;
         let added = run_model(&restricted, node.model.sql, &table, &id).await?;
-        let removal = incremental::remove_affected(&ctx, &id, &table, grain, &affected).await?;
+        let computed_ms = started.elapsed().as_millis() as u64;
+        let removal =
+            incremental::remove_affected(&ctx, lakehouse, &id, &table, grain, &affected).await?;
+        tracing::debug!(
+            model = %id.name,
+            prepared_ms,
+            computed_ms,
+            removed_ms = started.elapsed().as_millis() as u64,
+            "update steps"
+        );
         let (removed, added_rows) = (removal.rows, added.rows());
         let keys = match grain {
             incremental::Grain::Customer => "per customer",
@@ -316,7 +336,7 @@ pub async fn build(
             "updated"
         );
         stage.finish(format!("-{removed} +{added_rows} rows"));
-        delta::register(&ctx, &id.name, &table).await?;
+        delta::register_files(&ctx, lakehouse, &id, &table).await?;
         reports.push(ModelReport {
             rows: delta::row_count(&table).unwrap_or(0),
             version,
@@ -468,29 +488,10 @@ fn register_staged(
     id: &TableId,
     files: &StagedFiles,
 ) -> Result<()> {
+    let paths: Vec<String> = files.adds.iter().map(|add| add.path.clone()).collect();
+    let provider = delta::files_table(lakehouse, id, &paths, files.schema.clone())?;
     ctx.deregister_table(&id.name)?;
-    if files.adds.is_empty() {
-        ctx.register_table(&id.name, Arc::new(EmptyTable::new(files.schema.clone())))?;
-        return Ok(());
-    }
-    let root = lakehouse.table_url(id);
-    let urls = files
-        .adds
-        .iter()
-        .map(|add| {
-            let url = root.join(&add.path).map_err(|e| StediError::Model {
-                model: id.name.clone(),
-                message: format!("bad data file path `{}`: {e}", add.path),
-            })?;
-            Ok(ListingTableUrl::parse(url.as_str())?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(files.schema.clone());
-    ctx.register_table(&id.name, Arc::new(ListingTable::try_new(config)?))?;
+    ctx.register_table(&id.name, provider)?;
     Ok(())
 }
 
