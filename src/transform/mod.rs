@@ -326,8 +326,10 @@ pub async fn build(
             metadata.clone(),
         )
         .await?;
+        let committed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             model = %id.name,
+            committed_ms,
             affected = %incremental::describe(&affected),
             removed,
             added = added_rows,
@@ -452,8 +454,10 @@ async fn run_model(
         model: id.name.clone(),
         message: e.to_string(),
     };
+    let started = std::time::Instant::now();
     let df = ctx.sql(sql).await.map_err(failed)?;
     let plan = df.create_physical_plan().await.map_err(failed)?;
+    tracing::debug!(model = %id.name, planned_ms = started.elapsed().as_millis() as u64, "planned");
     let schema = plan.schema();
     let streams = execute_stream_partitioned(plan, ctx.task_ctx()).map_err(failed)?;
     let mut tasks = Vec::with_capacity(streams.len());
