@@ -254,9 +254,11 @@ fn one_of(expr: &str, values: &[String], subquery: &str) -> String {
     format!("{expr} IN ({list})")
 }
 
-/// The distinct non-null strings of the first column of `sql`'s result, sorted.
-async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+/// The distinct non-null strings of the first column of `sql`'s result, sorted, and
+/// whether any row's second column (a boolean, when there is one) is true.
+async fn strings(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)> {
     let mut out = std::collections::BTreeSet::new();
+    let mut any = false;
     for batch in ctx.sql(sql).await?.collect().await? {
         let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
             .map_err(datafusion::error::DataFusionError::from)?;
@@ -267,8 +269,11 @@ async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
                 .flatten()
                 .map(str::to_string),
         );
+        if let Some(flags) = batch.columns().get(1) {
+            any |= flags.as_boolean().true_count() > 0;
+        }
     }
-    Ok(out.into_iter().collect())
+    Ok((out.into_iter().collect(), any))
 }
 
 /// Works out the affected keys from the files ingested after `since`. `ctx` must have the
@@ -292,7 +297,7 @@ pub async fn affected(
     // Rows of files ingested before `since`.
     let earlier = |source: Source| format!("NOT ({})", news(source));
     let customer = CUSTOMER_COLUMN;
-    let customers = strings(
+    let (customers, _) = strings(
         ctx,
         &format!(
             "SELECT DISTINCT \"{customer}\" FROM customer_landing WHERE {}
@@ -316,7 +321,7 @@ pub async fn affected(
     if !affected.customers.is_empty() {
         // Every spelling of their addresses, in any landed record.
         let of_them = affected.customer_in(&format!("\"{customer}\""));
-        let (mut addresses, seen_before) = addresses(
+        let (mut addresses, seen_before) = strings(
             ctx,
             &format!(
                 "SELECT DISTINCT email, {} AS earlier FROM customer_landing WHERE {of_them}
@@ -378,26 +383,6 @@ pub async fn affected(
             > 0;
     }
     Ok(affected)
-}
-
-/// The addresses (first column) of a query's rows, sorted and distinct, and whether any
-/// row's second column is true.
-async fn addresses(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)> {
-    let mut out = std::collections::BTreeSet::new();
-    let mut any = false;
-    for batch in ctx.sql(sql).await?.collect().await? {
-        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        out.extend(
-            column
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
-        any |= batch.column(1).as_boolean().true_count() > 0;
-    }
-    Ok((out.into_iter().collect(), any))
 }
 
 /// Whether a table is keyed by step-trainer reading.
