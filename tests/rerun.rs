@@ -191,3 +191,37 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
     s.run(ConsentPolicy::AnyTime).await;
     assert_eq!(snapshot(&s).await, expected);
 }
+
+/// The Delta version of a table, as `stedi tables` lists it.
+async fn version_of(s: &Scratch, table: &str) -> Option<i64> {
+    list_tables(&s.lakehouse)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.table == table)
+        .and_then(|t| t.version)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_gets_a_version_only_when_something_was_rejected() {
+    let s = Scratch::new().await;
+    let ann = r#"{"email":"ann@x.com","lastUpdateDate":1}"#;
+    s.land_lines(Source::Customer, "a.json", &[ann]).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    let before = version_of(&s, "quarantine").await;
+
+    s.land_lines(Source::Customer, "b.json", &[ann]).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(version_of(&s, "quarantine").await, before, "a clean file");
+    assert_eq!(s.count("customer_landing").await, 2);
+
+    s.land_lines(Source::Customer, "c.json", &["{not json"])
+        .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_ne!(
+        version_of(&s, "quarantine").await,
+        before,
+        "a rejected line"
+    );
+    assert_eq!(s.count("quarantine").await, 1);
+}

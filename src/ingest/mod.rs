@@ -278,9 +278,11 @@ async fn ingest_batch(
     let app = ledger::app_id(source);
     let quarantine_name = layout::quarantine().name;
 
-    // Quarantine first: the landing commit is what marks the batch as done.
+    // Quarantine first: the landing commit is what marks the batch as done. A batch
+    // without rejected lines writes no quarantine version (decoding it again on a resumed
+    // run rejects nothing again).
     let already = delta::transaction_version(quarantine, &quarantine_name, &app).await?;
-    if already.unwrap_or(0) < batch {
+    if !rejected.is_empty() && already.unwrap_or(0) < batch {
         let quarantined = rejected.len() as u64;
         delta::append_batch(
             quarantine,
