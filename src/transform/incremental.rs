@@ -65,12 +65,19 @@ impl Grain {
         sql.lines().find_map(|line| {
             let rest = line.trim().strip_prefix("--")?.trim();
             let rest = rest.strip_prefix("incremental:")?.trim();
-            match rest.trim_end_matches('.') {
-                "per customer" => Some(Grain::Customer),
-                "per reading" => Some(Grain::Reading),
-                _ => None,
-            }
+            let rest = rest.trim_end_matches('.');
+            [Grain::Customer, Grain::Reading]
+                .into_iter()
+                .find(|grain| grain.label() == rest)
         })
+    }
+
+    /// How the header line names the grain: `per customer` or `per reading`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Grain::Customer => "per customer",
+            Grain::Reading => "per reading",
+        }
     }
 }
 
@@ -242,16 +249,21 @@ fn one_of(expr: &str, values: &[String], subquery: &str) -> String {
     if values.len() > MAX_LISTED_KEYS {
         return format!("{expr} IN ({subquery})");
     }
+    format!("{expr} IN ({})", quoted(values))
+}
+
+/// SQL string literals of `values`, comma-separated.
+fn quoted<S: AsRef<str>>(values: &[S]) -> String {
     let mut list = String::with_capacity(values.len() * 32);
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             list.push_str(", ");
         }
         list.push('\'');
-        list.push_str(&v.replace('\'', "''"));
+        list.push_str(&v.as_ref().replace('\'', "''"));
         list.push('\'');
     }
-    format!("{expr} IN ({list})")
+    list
 }
 
 /// The distinct non-null strings of the first column of `sql`'s result, sorted, and
@@ -288,11 +300,7 @@ pub async fn affected(
         if files.is_empty() {
             return "false".to_string();
         }
-        let quoted: Vec<String> = files
-            .iter()
-            .map(|f| format!("'{}'", f.replace('\'', "''")))
-            .collect();
-        format!("_file IN ({})", quoted.join(", "))
+        format!("_file IN ({})", quoted(&files))
     };
     // Rows of files ingested before `since`.
     let earlier = |source: Source| format!("NOT ({})", news(source));
@@ -337,7 +345,6 @@ pub async fn affected(
         addresses.sort();
         addresses.dedup();
         affected.addresses = addresses;
-        affected.register(ctx)?;
         // A customer's change reaches the readings at every instant of their phone
         // readings, under every serial number any of their records gave.
         customer_readings = format!(
@@ -545,6 +552,7 @@ pub async fn instants_of(
 
 /// What replacing the affected rows of a table takes: the actions that swap the data
 /// files holding them for rewrites without them, and how many rows go.
+#[derive(Default)]
 pub struct Removal {
     /// `remove`s of the old files and `add`s of their rewrites.
     pub rewrites: Vec<Action>,
@@ -553,8 +561,9 @@ pub struct Removal {
 }
 
 /// Finds the table's data files that hold rows of affected keys and writes them again
-/// without those rows (uncommitted). A query first asks whether any row is affected at
-/// all, which file statistics usually answer without reading the table.
+/// without those rows (uncommitted). Nothing is read when no affected key was landed
+/// before this run; otherwise a query first asks whether any row is affected at all,
+/// which the row groups' Bloom filters and statistics usually answer unread.
 pub async fn remove_affected(
     ctx: &SessionContext,
     lakehouse: &crate::lakehouse::Lakehouse,
@@ -564,10 +573,7 @@ pub async fn remove_affected(
     affected: &Affected,
 ) -> Result<Removal> {
     if !affected.may_have_rows(grain) {
-        return Ok(Removal {
-            rewrites: Vec::new(),
-            rows: 0,
-        });
+        return Ok(Removal::default());
     }
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     super::functions::register_customer_id(&ctx);
@@ -585,10 +591,7 @@ pub async fn remove_affected(
     .await?
         == 0
     {
-        return Ok(Removal {
-            rewrites: Vec::new(),
-            rows: 0,
-        });
+        return Ok(Removal::default());
     }
     let matcher = row_matcher(grain, &schema, affected)?;
     let (rewrites, rows) = crate::delta::rewrite_without(table, &id.name, &matcher).await?;
@@ -604,23 +607,18 @@ fn row_matcher(
     schema: &SchemaRef,
     affected: &Affected,
 ) -> Result<Box<crate::delta::RowMatcher>> {
-    let text = |batch: &RecordBatch, column: &str| -> Result<Option<arrow::array::ArrayRef>> {
-        let Some(values) = batch.column_by_name(column) else {
-            return Ok(None);
-        };
-        Ok(Some(
-            arrow::compute::cast(values, &arrow::datatypes::DataType::Utf8)
-                .map_err(datafusion::error::DataFusionError::from)?,
-        ))
+    let cast = |batch: &RecordBatch, column: &str, to: arrow::datatypes::DataType| {
+        batch
+            .column_by_name(column)
+            .map(|values| arrow::compute::cast(values, &to))
+            .transpose()
+            .map_err(|e| StediError::from(datafusion::error::DataFusionError::from(e)))
     };
-    let instant = |batch: &RecordBatch, column: &str| -> Result<Option<arrow::array::ArrayRef>> {
-        let Some(values) = batch.column_by_name(column) else {
-            return Ok(None);
-        };
-        Ok(Some(
-            arrow::compute::cast(values, &arrow::datatypes::DataType::Int64)
-                .map_err(datafusion::error::DataFusionError::from)?,
-        ))
+    let text = move |batch: &RecordBatch, column: &str| {
+        cast(batch, column, arrow::datatypes::DataType::Utf8)
+    };
+    let instant = move |batch: &RecordBatch, column: &str| {
+        cast(batch, column, arrow::datatypes::DataType::Int64)
     };
     match grain {
         Grain::Customer => {

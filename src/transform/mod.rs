@@ -313,23 +313,17 @@ pub async fn build(
             "update steps"
         );
         let (removed, added_rows) = (removal.rows, added.rows());
-        let keys = match grain {
-            incremental::Grain::Customer => "per customer",
-            incremental::Grain::Reading => "per reading",
-        };
         let version = delta::commit_update(
             &mut table,
             &id.name,
             removal.rewrites,
             added.adds,
-            keys,
+            grain.label(),
             metadata.clone(),
         )
         .await?;
-        let committed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             model = %id.name,
-            committed_ms,
             affected = %incremental::describe(&affected),
             removed,
             added = added_rows,
