@@ -411,19 +411,26 @@ async fn commit(
     metadata: HashMap<String, Value>,
 ) -> Result<i64> {
     let err = |e| StediError::delta(name, e);
+    let snapshot = table.snapshot().map_err(err)?;
+    use deltalake::table::config::TablePropertiesExt;
+    let config = snapshot.table_config();
+    // Expired log files can only go once a checkpoint covers them: look for them when a
+    // commit writes a checkpoint, not after every commit (a listing of the log each time).
+    let next = snapshot.version() + 1;
+    let cleanup = config.enable_expired_log_cleanup()
+        && next.is_multiple_of(config.checkpoint_interval().get());
     let properties = CommitProperties::default()
         .with_metadata(metadata)
-        .with_application_transactions(transactions);
-    let version = {
-        let snapshot = table.snapshot().map_err(err)?;
-        CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(snapshot), table.log_store(), operation)
-            .await
-            .map_err(err)?
-            .version()
-    };
-    table.update_state().await.map_err(err)?;
+        .with_application_transactions(transactions)
+        .with_cleanup_expired_logs(Some(cleanup));
+    let finalized = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(err)?;
+    // The commit leaves the table's state at its own version.
+    let version = finalized.version();
+    table.state = Some(finalized.snapshot);
     Ok(version as i64)
 }
 

@@ -1,9 +1,10 @@
 //! Ingest: every landed file not ingested before → typed landing tables and quarantine.
 //!
-//! Per source, new files form a batch: registered in the ledger first, decoded in
-//! parallel (one worker per core, each streaming its files and writing its own data
-//! files), then published by one quarantine commit and one landing commit, both marked
-//! with the batch number. A run killed anywhere resumes the half-done batch exactly.
+//! Per source, new files form a batch, registered in the ledger first. The files of all
+//! batches are then decoded by one pool of workers (one per core, each streaming its
+//! files and handing rows to a writer task of its own), and each batch is published by
+//! one quarantine commit and one landing commit, both marked with the batch number. A run
+//! killed anywhere resumes the half-done batches exactly.
 
 pub mod decode;
 pub mod feed;
@@ -15,10 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arrow::array::RecordBatch;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::delta::{self, FileWriter, StagedFiles};
 use crate::erase::tombstone::{TombstoneFilter, Tombstones};
@@ -32,7 +36,7 @@ use ledger::Ledger;
 use quarantine::Quarantined;
 
 /// Rows per landing batch handed to the Parquet writer.
-const BATCH_ROWS: usize = 128 * 1024;
+const BATCH_ROWS: usize = 32 * 1024;
 
 /// Bytes read from a landed file at a time.
 const READ_CHUNK: u64 = 16 * 1024 * 1024;
@@ -78,48 +82,68 @@ pub async fn ingest(lakehouse: &Lakehouse, progress: &Progress) -> Result<Ingest
     ingest_until(lakehouse, progress, None).await
 }
 
+/// One source's files to decode in this run, published together under one number.
+struct Batch {
+    source: Source,
+    number: i64,
+    files: Vec<object_store::ObjectMeta>,
+    /// The source's landing table, where the batch's data files are written.
+    landing: DeltaTable,
+    /// Bytes to read, for the progress display.
+    stage: Stage,
+}
+
+/// What the workers made of one batch.
+#[derive(Default)]
+struct Decoded {
+    adds: Vec<Vec<deltalake::kernel::Add>>,
+    rejected: Quarantined,
+    rows: u64,
+}
+
 /// [`ingest`], optionally stopping early with [`StediError::Interrupted`] (for tests).
+///
+/// Every source's batch is registered first, then all their files are decoded by one
+/// pool of workers (so that one source's last big file decodes beside the next source's
+/// files), then each batch is published in order.
 pub async fn ingest_until(
     lakehouse: &Lakehouse,
     progress: &Progress,
     stop: Option<StopAfter>,
 ) -> Result<IngestReport> {
+    let started = std::time::Instant::now();
     let mut ledger = Ledger::load(lakehouse).await?;
     let quarantine_id = layout::quarantine();
     let mut quarantine =
         delta::ensure_table(lakehouse, &quarantine_id, &quarantine::schema()).await?;
     // Records of erased people are refused; checked only when someone was erased.
     let tombstones = Tombstones::load(lakehouse).await?.map(Arc::new);
-    let mut report = IngestReport::default();
+    let mut landings = Vec::new();
+    let mut batches = Vec::new();
     for source in Source::ALL {
         let landing_id = TableId::new(Zone::Landing, source.landing_table());
-        let mut landing =
-            delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
+        let landing = delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
         same_columns(&landing, &landing_id.name, &source.landing_schema())?;
-        let mut done = SourceIngest::default();
         let app = ledger::app_id(source);
         let published = delta::transaction_version(&landing, &landing_id.name, &app)
             .await?
             .unwrap_or(0);
+        let mut batch = |number: i64, files: Vec<object_store::ObjectMeta>| {
+            let total = files.iter().map(|f| f.size).sum();
+            batches.push(Batch {
+                source,
+                number,
+                files,
+                landing: landing.clone(),
+                stage: progress.bytes(&format!("ingest {source}"), total),
+            });
+        };
 
         // A batch registered by a run that did not finish: redo exactly its files.
-        if let Some((batch, files)) = ledger.last_batch(source).filter(|(n, _)| *n > published) {
+        if let Some((number, files)) = ledger.last_batch(source).filter(|(n, _)| *n > published) {
             let files: Vec<Path> = files.iter().map(|f| Path::from(f.as_str())).collect();
-            tracing::info!(%source, batch, files = files.len(), "resuming an unfinished batch");
-            let metas = heads(lakehouse, &files).await?;
-            let part = ingest_batch(
-                lakehouse,
-                source,
-                batch,
-                &metas,
-                &mut landing,
-                &mut quarantine,
-                tombstones.clone(),
-                progress,
-                stop,
-            )
-            .await?;
-            merge(&mut done, part);
+            tracing::info!(%source, batch = number, files = files.len(), "resuming an unfinished batch");
+            batch(number, heads(lakehouse, &files).await?);
         }
 
         let new: Vec<_> = lakehouse
@@ -129,25 +153,52 @@ pub async fn ingest_until(
             .filter(|f| !ledger.contains(f.location.as_ref()))
             .collect();
         if !new.is_empty() {
-            let batch = ledger.register(source, &new).await?;
+            let number = ledger.register(source, &new).await?;
             if stop == Some(StopAfter::Register) {
                 return Err(StediError::Interrupted);
             }
-            let part = ingest_batch(
-                lakehouse,
-                source,
-                batch,
-                &new,
-                &mut landing,
-                &mut quarantine,
-                tombstones.clone(),
-                progress,
-                stop,
-            )
-            .await?;
-            merge(&mut done, part);
+            batch(number, new);
         }
-        report.sources.push((source, done));
+        landings.push(landing);
+    }
+
+    let registered_ms = started.elapsed().as_millis() as u64;
+    let decoded = decode_batches(lakehouse, &batches, tombstones).await?;
+    tracing::debug!(
+        registered_ms,
+        decoded_ms = started.elapsed().as_millis() as u64,
+        "ingest steps"
+    );
+    let mut report = IngestReport {
+        sources: Source::ALL
+            .iter()
+            .map(|s| (*s, SourceIngest::default()))
+            .collect(),
+    };
+    for (batch, decoded) in batches.iter().zip(decoded) {
+        let i = Source::ALL
+            .iter()
+            .position(|s| *s == batch.source)
+            .unwrap_or_default();
+        let part = publish(
+            lakehouse,
+            batch,
+            decoded,
+            &mut landings[i],
+            &mut quarantine,
+            stop,
+        )
+        .await?;
+        tracing::info!(
+            source = %batch.source,
+            batch = batch.number,
+            files = part.files,
+            bytes = part.bytes,
+            rows = part.rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ingested"
+        );
+        merge(&mut report.sources[i].1, part);
     }
     Ok(report)
 }
@@ -212,67 +263,141 @@ async fn heads(lakehouse: &Lakehouse, files: &[Path]) -> Result<Vec<object_store
     Ok(metas)
 }
 
-/// Decodes one batch of files and publishes it: quarantine commit, then landing commit.
-#[allow(clippy::too_many_arguments)]
-async fn ingest_batch(
+/// Decodes the files of every batch with one worker per core. A worker takes the next
+/// file (batches in order), decodes it, and hands its rows to a writer task of its own
+/// for that batch, so that decoding and Parquet encoding overlap even for a single file.
+/// A worker has one batch's writer open at a time.
+async fn decode_batches(
     lakehouse: &Lakehouse,
-    source: Source,
-    batch: i64,
-    files: &[object_store::ObjectMeta],
-    landing: &mut DeltaTable,
-    quarantine: &mut DeltaTable,
+    batches: &[Batch],
     tombstones: Option<Arc<Tombstones>>,
-    progress: &Progress,
-    stop: Option<StopAfter>,
-) -> Result<SourceIngest> {
-    let started = std::time::Instant::now();
-    let total: u64 = files.iter().map(|f| f.size).sum();
-    let stage = progress.bytes(&format!("ingest {source}"), total);
-    let landing_name = source.landing_table();
-
-    // Decode in parallel: each worker streams whole files and writes its own data files.
+) -> Result<Vec<Decoded>> {
+    let files: Vec<(usize, object_store::ObjectMeta)> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, batch)| batch.files.iter().map(move |f| (b, f.clone())))
+        .collect();
+    let files = Arc::new(files);
+    let targets: Arc<Vec<(Source, DeltaTable, Stage)>> = Arc::new(
+        batches
+            .iter()
+            .map(|b| (b.source, b.landing.clone(), b.stage.clone()))
+            .collect(),
+    );
+    let decoded: Arc<Vec<std::sync::Mutex<Decoded>>> =
+        Arc::new(batches.iter().map(|_| Default::default()).collect());
     let next = Arc::new(AtomicUsize::new(0));
-    let files: Arc<Vec<object_store::ObjectMeta>> = Arc::new(files.to_vec());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut tasks = Vec::with_capacity(workers);
-    for _ in 0..workers.min(files.len()).max(1) {
-        let (next, files, store, stage) = (
+    for _ in 0..workers.min(files.len()) {
+        let (next, files, targets, decoded, store) = (
             next.clone(),
             files.clone(),
+            targets.clone(),
+            decoded.clone(),
             lakehouse.store().clone(),
-            stage.clone(),
         );
-        let mut writer = FileWriter::new(landing, source.landing_schema());
         // One cache of checked addresses per worker.
         let mut erased = tombstones.clone().map(TombstoneFilter::new);
         tasks.push(async move {
-            let mut rejected = Quarantined::default();
-            let mut rows = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(meta) = files.get(i) else { break };
-                let sink = Sink {
-                    writer: &mut writer,
-                    rejected: &mut rejected,
-                    erased: erased.as_mut(),
-                };
-                rows += decode_file(&store, source, meta, sink, &stage).await?;
+            // Aborted with the worker: no writer keeps going behind a failed run.
+            let mut writers: JoinSet<Result<(usize, Vec<deltalake::kernel::Add>)>> = JoinSet::new();
+            let mut current: Option<(usize, mpsc::Sender<RecordBatch>)> = None;
+            let decoding = async {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((b, meta)) = files.get(i) else { break };
+                    let (source, landing, stage) = &targets[*b];
+                    if current.as_ref().is_none_or(|(open, _)| open != b) {
+                        // Dropping the sender lets the previous batch's writer finish.
+                        let (tx, rx) = mpsc::channel(2);
+                        writers.spawn(write_all(
+                            *b,
+                            rx,
+                            FileWriter::new(landing, source.landing_schema()),
+                            *source,
+                        ));
+                        current = Some((*b, tx));
+                    }
+                    let Some((_, rows_out)) = &current else { break };
+                    let mut rejected = Quarantined::default();
+                    let sink = Sink {
+                        rows: rows_out,
+                        rejected: &mut rejected,
+                        erased: erased.as_mut(),
+                    };
+                    let rows = decode_file(&store, *source, meta, sink, stage).await?;
+                    let mut into = decoded[*b].lock().unwrap_or_else(|e| e.into_inner());
+                    into.rejected.extend(rejected);
+                    into.rows += rows;
+                }
+                Ok::<_, StediError>(())
+            };
+            let decoding = decoding.await;
+            drop(current);
+            let mut written = Vec::new();
+            while let Some(joined) = writers.join_next().await {
+                written.push(joined.map_err(|e| StediError::Output(e.to_string()))??);
             }
-            let adds = writer
-                .close()
-                .await
-                .map_err(|e| StediError::delta(landing_name, e))?;
-            Ok::<_, StediError>((adds, rejected, rows))
+            // A writer's failure is the cause of a decoder's failed hand-over.
+            decoding?;
+            Ok::<_, StediError>(written)
         });
     }
-    let mut adds = Vec::new();
-    let mut rejected = Quarantined::default();
-    let mut rows = 0;
-    for (a, r, n) in crate::workers::run_all(tasks).await? {
-        adds.push(a);
-        rejected.extend(r);
-        rows += n;
+    for written in crate::workers::run_all(tasks).await? {
+        for (b, adds) in written {
+            decoded[b]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .adds
+                .push(adds);
+        }
     }
+    // Every worker has finished, and with it every other holder of `decoded`.
+    let decoded = Arc::try_unwrap(decoded)
+        .map_err(|_| StediError::Output("a decoding worker outlived its run".into()))?;
+    Ok(decoded
+        .into_iter()
+        .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect())
+}
+
+/// Writes the rows a decoder hands over into one batch's data files.
+async fn write_all(
+    batch: usize,
+    mut rows: mpsc::Receiver<RecordBatch>,
+    mut writer: FileWriter,
+    source: Source,
+) -> Result<(usize, Vec<deltalake::kernel::Add>)> {
+    let landing_name = source.landing_table();
+    while let Some(next) = rows.recv().await {
+        writer
+            .write(&next)
+            .await
+            .map_err(|e| StediError::delta(landing_name, e))?;
+    }
+    let adds = writer
+        .close()
+        .await
+        .map_err(|e| StediError::delta(landing_name, e))?;
+    Ok((batch, adds))
+}
+
+/// Publishes one decoded batch: quarantine commit, then landing commit.
+async fn publish(
+    lakehouse: &Lakehouse,
+    batch: &Batch,
+    decoded: Decoded,
+    landing: &mut DeltaTable,
+    quarantine: &mut DeltaTable,
+    stop: Option<StopAfter>,
+) -> Result<SourceIngest> {
+    let Decoded {
+        adds,
+        rejected,
+        rows,
+    } = decoded;
+    let source = batch.source;
     let reasons = rejected.reasons();
     let erased_lines = rejected.erased_lines();
     let app = ledger::app_id(source);
@@ -282,14 +407,14 @@ async fn ingest_batch(
     // without rejected lines writes no quarantine version (decoding it again on a resumed
     // run rejects nothing again).
     let already = delta::transaction_version(quarantine, &quarantine_name, &app).await?;
-    if !rejected.is_empty() && already.unwrap_or(0) < batch {
+    if !rejected.is_empty() && already.unwrap_or(0) < batch.number {
         let quarantined = rejected.len() as u64;
         delta::append_batch(
             quarantine,
             &quarantine_name,
             rejected.into_batch(source),
-            vec![Transaction::new(&app, batch)],
-            commit_metadata(source, batch, quarantined),
+            vec![Transaction::new(&app, batch.number)],
+            commit_metadata(source, batch.number, quarantined),
         )
         .await?;
     }
@@ -298,32 +423,23 @@ async fn ingest_batch(
     }
     delta::commit_append(
         landing,
-        landing_name,
+        source.landing_table(),
         StagedFiles::merge(source.landing_schema(), adds),
-        vec![Transaction::new(&app, batch)],
-        commit_metadata(source, batch, rows),
+        vec![Transaction::new(&app, batch.number)],
+        commit_metadata(source, batch.number, rows),
     )
     .await?;
     // The refused lines leave the raw files too, so that no copy of the person stays.
     if !erased_lines.is_empty() {
-        crate::erase::remove_refused_lines(lakehouse, source, batch, &erased_lines).await?;
+        crate::erase::remove_refused_lines(lakehouse, source, batch.number, &erased_lines).await?;
     }
-    stage.finish(format!(
+    batch.stage.finish(format!(
         "{rows} rows, {} quarantined",
         reasons.values().sum::<u64>()
     ));
-    tracing::info!(
-        %source,
-        batch,
-        files = files.len(),
-        bytes = total,
-        rows,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "ingested"
-    );
     Ok(SourceIngest {
-        files: files.len(),
-        bytes: total,
+        files: batch.files.len(),
+        bytes: batch.files.iter().map(|f| f.size).sum(),
         rows,
         quarantined: reasons,
     })
@@ -336,15 +452,16 @@ fn commit_metadata(source: Source, batch: i64, rows: u64) -> HashMap<String, ser
     )])
 }
 
-/// Where a worker's decoded lines go: rows to its writer, rejected lines to quarantine,
-/// and the tombstone check (when someone was erased).
+/// Where a worker's decoded lines go: rows to its writer task, rejected lines to
+/// quarantine, and the tombstone check (when someone was erased).
 struct Sink<'a> {
-    writer: &'a mut FileWriter,
+    rows: &'a mpsc::Sender<RecordBatch>,
     rejected: &'a mut Quarantined,
     erased: Option<&'a mut TombstoneFilter>,
 }
 
-/// Streams one landed file through the decoder; returns the rows written.
+/// Streams one landed file through the decoder, handing rows over [`BATCH_ROWS`] at a
+/// time; returns the rows decoded.
 async fn decode_file(
     store: &Arc<dyn object_store::ObjectStore>,
     source: Source,
@@ -353,7 +470,7 @@ async fn decode_file(
     stage: &Stage,
 ) -> Result<u64> {
     let Sink {
-        writer,
+        rows: out,
         rejected,
         mut erased,
     } = sink;
@@ -362,7 +479,11 @@ async fn decode_file(
     let mut carry: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
     let mut rows = 0u64;
-    let flush = |decoder: &mut Decoder| decoder.finish();
+    let hand_over = |batch: RecordBatch| async move {
+        out.send(batch).await.map_err(|_| {
+            StediError::Output(format!("the writer of {} stopped", source.landing_table()))
+        })
+    };
     // Large reads: a stream of small chunks costs more than the decoding itself.
     let mut offset = 0u64;
     while offset < meta.size {
@@ -390,38 +511,36 @@ async fn decode_file(
             carry.clear();
             complete = &complete[first..];
         }
-        decode_lines(
-            &mut decoder,
-            complete,
-            &mut line_no,
-            &file,
-            rejected,
-            erased.as_deref_mut(),
-        );
-        carry.extend_from_slice(rest);
-        if decoder.len() >= BATCH_ROWS {
-            rows += decoder.len() as u64;
-            let batch = flush(&mut decoder);
-            writer
-                .write(&batch)
-                .await
-                .map_err(|e| StediError::delta(source.landing_table(), e))?;
+        while !complete.is_empty() {
+            let used = decode_lines(
+                &mut decoder,
+                complete,
+                &mut line_no,
+                &file,
+                rejected,
+                erased.as_deref_mut(),
+            );
+            complete = &complete[used..];
+            if decoder.len() >= BATCH_ROWS {
+                rows += decoder.len() as u64;
+                hand_over(decoder.finish()).await?;
+            }
         }
+        carry.extend_from_slice(rest);
     }
     if !carry.is_empty() {
         carry.push(b'\n');
         decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected, erased);
     }
-    rows += decoder.len() as u64;
-    let batch = flush(&mut decoder);
-    writer
-        .write(&batch)
-        .await
-        .map_err(|e| StediError::delta(source.landing_table(), e))?;
+    if !decoder.is_empty() {
+        rows += decoder.len() as u64;
+        hand_over(decoder.finish()).await?;
+    }
     Ok(rows)
 }
 
-/// Decodes complete lines (`bytes` ends with a newline).
+/// Decodes complete lines (`bytes` ends with a newline) until [`BATCH_ROWS`] rows are
+/// waiting; returns the bytes consumed.
 fn decode_lines(
     decoder: &mut Decoder,
     bytes: &[u8],
@@ -429,7 +548,7 @@ fn decode_lines(
     file: &str,
     rejected: &mut Quarantined,
     erased: Option<&mut TombstoneFilter>,
-) {
+) -> usize {
     let mut start = 0;
     match erased {
         None => {
@@ -439,6 +558,9 @@ fn decode_lines(
                     rejected.push(file, r);
                 }
                 start = end + 1;
+                if decoder.len() >= BATCH_ROWS {
+                    break;
+                }
             }
         }
         Some(filter) => {
@@ -450,7 +572,11 @@ fn decode_lines(
                     rejected.push(file, r);
                 }
                 start = end + 1;
+                if decoder.len() >= BATCH_ROWS {
+                    break;
+                }
             }
         }
     }
+    start
 }

@@ -7,7 +7,7 @@ pub mod layout;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 
 use bytes::Bytes;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -26,6 +26,10 @@ pub struct Lakehouse {
     url: Url,
     store: Arc<dyn ObjectStore>,
     options: HashMap<String, String>,
+    /// Tables loaded by this process, by folder. Loading one again reads only the commits
+    /// made since: a command loads the same table several times (before, during and after
+    /// its work), and replaying its whole log each time was most of a quiet run's time.
+    loaded: Arc<Mutex<HashMap<String, DeltaTable>>>,
 }
 
 static REGISTER_HANDLERS: Once = Once::new();
@@ -72,6 +76,7 @@ impl Lakehouse {
             url,
             store,
             options,
+            loaded: Arc::default(),
         })
     }
 
@@ -111,10 +116,35 @@ impl Lakehouse {
         {
             return Ok(None);
         }
-        match deltalake::open_table_with_storage_options(url, self.options.clone()).await {
-            Ok(t) => Ok(Some(t)),
+        let folder = table.folder();
+        let earlier = self.loaded_table(&folder);
+        let loaded = match earlier {
+            Some(mut earlier) => earlier.update_incremental(None).await.map(|()| earlier),
+            None => deltalake::open_table_with_storage_options(url, self.options.clone()).await,
+        };
+        match loaded {
+            Ok(t) => {
+                self.remember(folder, &t);
+                Ok(Some(t))
+            }
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(StediError::delta(&table.name, e)),
+        }
+    }
+
+    fn loaded_table(&self, folder: &str) -> Option<DeltaTable> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.get(folder).cloned()
+    }
+
+    fn remember(&self, folder: String, table: &DeltaTable) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // A concurrent load may have read further; keep the newer state.
+        let newer = loaded
+            .get(&folder)
+            .is_some_and(|t| t.version() > table.version());
+        if !newer {
+            loaded.insert(folder, table.clone());
         }
     }
 

@@ -31,16 +31,18 @@
 //! model whose join would not fit the memory limit is built one range of instants after
 //! another into the same commit.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
+use futures::StreamExt;
 
 use crate::error::{Result, StediError};
 use crate::ingest::feed::{CUSTOMER_COLUMN, Source};
@@ -161,6 +163,91 @@ pub struct Affected {
     /// Whether any affected reading was landed before: only then can a per-reading table
     /// hold rows of it.
     pub readings_seen_before: bool,
+    /// Each table's rows of the affected customers, read once and shared by every query
+    /// of the run that restricts that table by customer.
+    slices: Slices,
+}
+
+/// Above this many bytes, a table's rows of the affected customers are not kept in
+/// memory: each query reads them from the table instead.
+const MAX_SLICE_BYTES: usize = 256 << 20;
+
+/// The rows of tables restricted to the affected customers, by table name, each with the
+/// provider (the table's version) it was read from.
+#[derive(Clone, Default)]
+struct Slices(Arc<Mutex<HashMap<String, Slice>>>);
+
+#[derive(Clone)]
+struct Slice {
+    from: Arc<dyn TableProvider>,
+    rows: Arc<dyn TableProvider>,
+}
+
+impl std::fmt::Debug for Slices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.0.lock().map(|c| c.len()).unwrap_or(0);
+        write!(f, "Slices({cached} tables)")
+    }
+}
+
+impl Slices {
+    /// The rows of `provider` (registered as `name`) that satisfy `condition` (on the
+    /// table aliased `t`): kept in memory for the next query of the same table version,
+    /// or, when larger than [`MAX_SLICE_BYTES`], a view read anew by each query.
+    async fn restrict(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        provider: Arc<dyn TableProvider>,
+        condition: &str,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .filter(|s| Arc::ptr_eq(&s.from, &provider))
+            .map(|s| s.rows.clone());
+        if let Some(rows) = cached {
+            return Ok(rows);
+        }
+        let full = format!("{name}__all");
+        ctx.register_table(full.as_str(), provider.clone())?;
+        let view = ctx
+            .sql(&format!(
+                "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
+            ))
+            .await?;
+        let mut stream = view.clone().execute_stream().await?;
+        let schema = stream.schema();
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            bytes += batch.get_array_memory_size();
+            if bytes > MAX_SLICE_BYTES {
+                return Ok(view.into_view());
+            }
+            batches.push(batch);
+        }
+        // Two partitions or more, so that every core works on the slice.
+        let n = ctx
+            .copied_config()
+            .target_partitions()
+            .clamp(1, batches.len().max(1));
+        let mut partitions = vec![Vec::new(); n];
+        for (i, batch) in batches.into_iter().enumerate() {
+            partitions[i % n].push(batch);
+        }
+        let rows: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, partitions)?);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            name.to_string(),
+            Slice {
+                from: provider,
+                rows: rows.clone(),
+            },
+        );
+        Ok(rows)
+    }
 }
 
 impl Affected {
@@ -323,46 +410,57 @@ pub async fn affected(
         span: None,
         customers_seen_before: false,
         readings_seen_before: false,
+        slices: Slices::default(),
     };
     affected.register(ctx)?;
-    let mut customer_readings = String::new();
+    let mut customer_readings = Vec::new();
     if !affected.customers.is_empty() {
-        // Every spelling of their addresses, in any landed record.
-        let of_them = affected.customer_in(&format!("\"{customer}\""));
-        let (mut addresses, seen_before) = strings(
-            ctx,
-            &format!(
-                "SELECT DISTINCT email, {} AS earlier FROM customer_landing WHERE {of_them}
-                 UNION
-                 SELECT DISTINCT user, {} AS earlier FROM accelerometer_landing WHERE {of_them}",
-                earlier(Source::Customer),
-                earlier(Source::Accelerometer),
-            ),
-        )
-        .await?;
+        // Their landed records, read once: for what follows, and for the models.
+        let theirs = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+        let of_them = affected.customer_in(&format!("t.\"{customer}\""));
+        for source in [Source::Customer, Source::Accelerometer] {
+            let name = source.landing_table();
+            let provider = ctx.table_provider(name).await?;
+            let rows = affected
+                .slices
+                .restrict(&theirs, name, provider, &of_them)
+                .await?;
+            theirs.register_table(name, rows)?;
+        }
+        // Every spelling of their addresses, in any landed record; and the readings at
+        // every instant of their phone readings, under every serial number any of their
+        // records gave (a customer's change reaches those).
+        let addresses_sql = format!(
+            "SELECT DISTINCT email, {} AS earlier FROM customer_landing
+             UNION
+             SELECT DISTINCT user, {} AS earlier FROM accelerometer_landing",
+            earlier(Source::Customer),
+            earlier(Source::Accelerometer),
+        );
+        let readings_sql = format!(
+            "SELECT DISTINCT c.serialNumber, a.timestamp AS sensorReadingTime
+             FROM customer_landing AS c
+             JOIN accelerometer_landing AS a ON a.\"{customer}\" = c.\"{customer}\""
+        );
+        let ((mut addresses, seen_before), readings) =
+            futures::try_join!(strings(&theirs, &addresses_sql), async {
+                Ok(theirs.sql(&readings_sql).await?.collect().await?)
+            },)?;
         affected.customers_seen_before = seen_before;
         addresses.extend(affected.customers.iter().cloned());
         addresses.sort();
         addresses.dedup();
         affected.addresses = addresses;
-        // A customer's change reaches the readings at every instant of their phone
-        // readings, under every serial number any of their records gave.
-        customer_readings = format!(
-            "UNION
-             SELECT DISTINCT c.serialNumber, a.timestamp AS sensorReadingTime
-             FROM customer_landing AS c
-             JOIN accelerometer_landing AS a ON a.\"{customer}\" = c.\"{customer}\"
-             WHERE {} AND {}",
-            affected.customer_in(&format!("c.\"{customer}\"")),
-            affected.customer_in(&format!("a.\"{customer}\"")),
-        );
+        customer_readings = readings;
     }
     let readings_sql = format!(
-        "SELECT DISTINCT serialNumber, sensorReadingTime FROM step_trainer_landing WHERE {}
-         {customer_readings}",
+        "SELECT DISTINCT serialNumber, sensorReadingTime FROM step_trainer_landing WHERE {}",
         news(Source::StepTrainer),
     );
-    let readings = ctx.sql(&readings_sql).await?.collect().await?;
+    let mut readings = ctx.sql(&readings_sql).await?.collect().await?;
+    if !customer_readings.is_empty() {
+        readings = distinct_readings(ctx, readings, customer_readings).await?;
+    }
     let mut span: Option<(i64, i64)> = None;
     for batch in &readings {
         let instants = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
@@ -390,6 +488,49 @@ pub async fn affected(
             > 0;
     }
     Ok(affected)
+}
+
+/// The distinct readings of two lists of `(serialNumber, sensorReadingTime)`.
+async fn distinct_readings(
+    ctx: &SessionContext,
+    a: Vec<RecordBatch>,
+    b: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let Some(first) = a.iter().chain(&b).map(|batch| batch.schema()).next() else {
+        return Ok(Vec::new());
+    };
+    // One schema for both: the first list's column types, nullable.
+    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(
+        first
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let batches = a
+        .into_iter()
+        .chain(b)
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let both = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    both.register_table(
+        "readings",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
+    Ok(both
+        .sql("SELECT DISTINCT serialNumber, sensorReadingTime FROM readings")
+        .await?
+        .collect()
+        .await?)
 }
 
 /// Whether a table is keyed by step-trainer reading.
@@ -459,10 +600,22 @@ pub async fn restricted_session(
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
-    restrict_inputs(base, &ctx, inputs, |name, schema| {
-        belongs(grain, schema, name, affected).map(Some)
-    })
-    .await?;
+    if grain == Grain::Reading {
+        restrict_inputs(base, &ctx, inputs, |name, schema| {
+            belongs(grain, schema, name, affected).map(Some)
+        })
+        .await?;
+        return Ok(ctx);
+    }
+    for name in inputs {
+        let provider = base.table_provider(name.as_str()).await?;
+        let condition = belongs(grain, &provider.schema(), name, affected)?;
+        let rows = affected
+            .slices
+            .restrict(&ctx, name, provider, &condition)
+            .await?;
+        ctx.register_table(name.as_str(), rows)?;
+    }
     Ok(ctx)
 }
 
