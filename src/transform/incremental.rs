@@ -31,19 +31,18 @@
 //! model whose join would not fit the memory limit is built one range of instants after
 //! another into the same commit.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
-use futures::StreamExt;
 
+use super::slice::{Restriction, Slices};
 use crate::error::{Result, StediError};
 use crate::ingest::feed::{CUSTOMER_COLUMN, Source};
 use crate::ingest::ledger::Ledger;
@@ -52,7 +51,7 @@ use crate::lakehouse::layout::customer_column;
 
 /// The grain of a model: what one of its rows belongs to, and so what an incremental
 /// run can recompute it by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Grain {
     /// One customer (e-mail address compared trimmed and case-insensitively).
     Customer,
@@ -142,7 +141,7 @@ impl Watermark {
 /// Above this many keys, a restriction joins with an in-memory table of them instead of
 /// naming them in the query: a long `IN` list costs more to plan than the join costs to
 /// run, and that many customers touch most row groups anyway.
-const MAX_LISTED_KEYS: usize = 10_000;
+pub(super) const MAX_LISTED_KEYS: usize = 10_000;
 
 /// The keys whose rows may have changed since a watermark.
 #[derive(Debug, Clone)]
@@ -166,88 +165,6 @@ pub struct Affected {
     /// Each table's rows of the affected customers, read once and shared by every query
     /// of the run that restricts that table by customer.
     slices: Slices,
-}
-
-/// Above this many bytes, a table's rows of the affected customers are not kept in
-/// memory: each query reads them from the table instead.
-const MAX_SLICE_BYTES: usize = 256 << 20;
-
-/// The rows of tables restricted to the affected customers, by table name, each with the
-/// provider (the table's version) it was read from.
-#[derive(Clone, Default)]
-struct Slices(Arc<Mutex<HashMap<String, Slice>>>);
-
-#[derive(Clone)]
-struct Slice {
-    from: Arc<dyn TableProvider>,
-    rows: Arc<dyn TableProvider>,
-}
-
-impl std::fmt::Debug for Slices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cached = self.0.lock().map(|c| c.len()).unwrap_or(0);
-        write!(f, "Slices({cached} tables)")
-    }
-}
-
-impl Slices {
-    /// The rows of `provider` (registered as `name`) that satisfy `condition` (on the
-    /// table aliased `t`): kept in memory for the next query of the same table version,
-    /// or, when larger than [`MAX_SLICE_BYTES`], a view read anew by each query.
-    async fn restrict(
-        &self,
-        ctx: &SessionContext,
-        name: &str,
-        provider: Arc<dyn TableProvider>,
-        condition: &str,
-    ) -> Result<Arc<dyn TableProvider>> {
-        let cached = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .filter(|s| Arc::ptr_eq(&s.from, &provider))
-            .map(|s| s.rows.clone());
-        if let Some(rows) = cached {
-            return Ok(rows);
-        }
-        let full = format!("{name}__all");
-        ctx.register_table(full.as_str(), provider.clone())?;
-        let view = ctx
-            .sql(&format!(
-                "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
-            ))
-            .await?;
-        let mut stream = view.clone().execute_stream().await?;
-        let schema = stream.schema();
-        let (mut batches, mut bytes) = (Vec::new(), 0usize);
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            bytes += batch.get_array_memory_size();
-            if bytes > MAX_SLICE_BYTES {
-                return Ok(view.into_view());
-            }
-            batches.push(batch);
-        }
-        // Two partitions or more, so that every core works on the slice.
-        let n = ctx
-            .copied_config()
-            .target_partitions()
-            .clamp(1, batches.len().max(1));
-        let mut partitions = vec![Vec::new(); n];
-        for (i, batch) in batches.into_iter().enumerate() {
-            partitions[i % n].push(batch);
-        }
-        let rows: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, partitions)?);
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            name.to_string(),
-            Slice {
-                from: provider,
-                rows: rows.clone(),
-            },
-        );
-        Ok(rows)
-    }
 }
 
 impl Affected {
@@ -324,6 +241,28 @@ impl Affected {
             &self.addresses,
             "SELECT address FROM affected_addresses",
         )
+    }
+
+    /// The rows of a per-customer table (`schema`) that belong to the affected
+    /// customers: by `_customer` when it has one, else by the address column.
+    fn restriction(&self, schema: &SchemaRef, table: &str) -> Result<Restriction<'_>> {
+        let column = customer_column(schema).ok_or_else(|| StediError::Model {
+            model: table.to_string(),
+            message: format!(
+                "a per-customer model reads a table without a `{CUSTOMER_COLUMN}`, `email` or `user` column"
+            ),
+        })?;
+        let expr = format!("t.\"{column}\"");
+        let (keys, condition) = if column == CUSTOMER_COLUMN {
+            (&self.customers, self.customer_in(&expr))
+        } else {
+            (&self.addresses, self.address_in(&expr))
+        };
+        Ok(Restriction {
+            grain: Grain::Customer,
+            customers: Some((column, keys)),
+            condition,
+        })
     }
 }
 
@@ -417,13 +356,13 @@ pub async fn affected(
     if !affected.customers.is_empty() {
         // Their landed records, read once: for what follows, and for the models.
         let theirs = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
-        let of_them = affected.customer_in(&format!("t.\"{customer}\""));
         for source in [Source::Customer, Source::Accelerometer] {
             let name = source.landing_table();
             let provider = ctx.table_provider(name).await?;
+            let restriction = affected.restriction(&provider.schema(), name)?;
             let rows = affected
                 .slices
-                .restrict(&theirs, name, provider, &of_them)
+                .restrict(&theirs, name, provider.clone(), &restriction)
                 .await?;
             theirs.register_table(name, rows)?;
         }
@@ -553,20 +492,7 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -
         None => String::new(),
     };
     match grain {
-        Grain::Customer => {
-            let column = customer_column(schema).ok_or_else(|| StediError::Model {
-                model: table.to_string(),
-                message: format!(
-                    "a per-customer model reads a table without a `{CUSTOMER_COLUMN}`, `email` or `user` column"
-                ),
-            })?;
-            let expr = format!("t.\"{column}\"");
-            Ok(if column == CUSTOMER_COLUMN {
-                affected.customer_in(&expr)
-            } else {
-                affected.address_in(&expr)
-            })
-        }
+        Grain::Customer => Ok(affected.restriction(schema, table)?.condition),
         Grain::Reading => {
             if has_reading_key(schema) {
                 Ok(format!(
@@ -580,8 +506,11 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -
                     "{}t.\"{column}\" IN (SELECT DISTINCT \"sensorReadingTime\" FROM affected_readings)",
                     within(column)
                 ))
+            } else if schema.column_with_name("serialNumber").is_some() {
+                // Customers: a reading can only be theirs under their serial number.
+                Ok("t.\"serialNumber\" IN (SELECT DISTINCT \"serialNumber\" FROM affected_readings)".to_string())
             } else {
-                // A table without instants (customers) is read whole.
+                // A table without instants or serial numbers is read whole.
                 Ok("true".to_string())
             }
         }
@@ -600,19 +529,24 @@ pub async fn restricted_session(
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
-    if grain == Grain::Reading {
-        restrict_inputs(base, &ctx, inputs, |name, schema| {
-            belongs(grain, schema, name, affected).map(Some)
-        })
-        .await?;
-        return Ok(ctx);
-    }
     for name in inputs {
         let provider = base.table_provider(name.as_str()).await?;
-        let condition = belongs(grain, &provider.schema(), name, affected)?;
+        let schema = provider.schema();
+        let restriction = match grain {
+            Grain::Customer => affected.restriction(&schema, name)?,
+            Grain::Reading => Restriction {
+                grain,
+                customers: None,
+                condition: belongs(grain, &schema, name, affected)?,
+            },
+        };
+        if restriction.condition == "true" {
+            ctx.register_table(name.as_str(), provider)?;
+            continue;
+        }
         let rows = affected
             .slices
-            .restrict(&ctx, name, provider, &condition)
+            .restrict(&ctx, name, provider, &restriction)
             .await?;
         ctx.register_table(name.as_str(), rows)?;
     }

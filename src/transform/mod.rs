@@ -10,6 +10,7 @@ pub mod dag;
 pub mod functions;
 pub mod incremental;
 pub mod models;
+mod slice;
 
 use std::collections::HashMap;
 use std::sync::Arc;

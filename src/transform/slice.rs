@@ -1,0 +1,275 @@
+//! A table's rows of a few customers, read once per run and shared by its queries.
+//!
+//! An incremental run restricts each per-customer input of each model to the affected
+//! customers, and several queries restrict the same table the same way (the affected
+//! keys, then every model that reads it). Each table's rows of those customers are read
+//! once and kept in memory for the next query of the same table version.
+//!
+//! Rows of customers are found without a query plan: every data file stedi writes has, per row group,
+//! a Bloom filter of the column that names the customer, so only the row groups whose
+//! filter holds one of the customers are read, and their rows are kept when the column
+//! holds one of them. Other restrictions (by reading), a table that is not a list of
+//! data files, or a slice larger than [`MAX_SLICE_BYTES`] go through a SQL condition.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{AsArray, BooleanArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
+use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+
+use super::incremental::Grain;
+use crate::error::{Result, StediError};
+
+/// Above this many bytes, a table's rows of the affected customers are not kept in
+/// memory: each query reads them from the table instead.
+pub const MAX_SLICE_BYTES: usize = 256 << 20;
+
+/// Data files read at once when looking for a few customers.
+const FILES_AT_ONCE: usize = 4;
+
+/// Which rows of a table a slice holds.
+pub struct Restriction<'a> {
+    /// The grain of the models the slice is read for: a table is restricted differently
+    /// for per-customer and per-reading models.
+    pub grain: Grain,
+    /// For a per-customer restriction, the column that names the customer and the values
+    /// of it to keep (compared exactly): what the Bloom filters are probed with.
+    pub customers: Option<(&'a str, &'a [String])>,
+    /// The rows to keep, in SQL on the table aliased `t`.
+    pub condition: String,
+}
+
+/// The rows of tables restricted to the affected customers, by table name, each with the
+/// provider (the table's version) it was read from.
+#[derive(Clone, Default)]
+pub struct Slices(Arc<Mutex<HashMap<(String, Grain), Slice>>>);
+
+#[derive(Clone)]
+struct Slice {
+    from: Arc<dyn TableProvider>,
+    rows: Arc<dyn TableProvider>,
+}
+
+impl std::fmt::Debug for Slices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.0.lock().map(|c| c.len()).unwrap_or(0);
+        write!(f, "Slices({cached} tables)")
+    }
+}
+
+impl Slices {
+    /// The rows of `provider` (the table `name`) that `restriction` keeps: from memory
+    /// when this version of the table was restricted before, else read now.
+    pub async fn restrict(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        provider: Arc<dyn TableProvider>,
+        restriction: &Restriction<'_>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let key = (name.to_string(), restriction.grain);
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|s| Arc::ptr_eq(&s.from, &provider))
+            .map(|s| s.rows.clone());
+        if let Some(rows) = cached {
+            return Ok(rows);
+        }
+        let any: &dyn std::any::Any = provider.as_ref();
+        let read = match (any.downcast_ref::<ListingTable>(), restriction.customers) {
+            (Some(files), Some((column, keys))) => {
+                read_files(ctx, files, provider.schema(), column, keys).await?
+            }
+            _ => None,
+        };
+        let rows = match read {
+            Some(batches) => in_memory(ctx, provider.schema(), batches)?,
+            None => by_query(ctx, name, provider.clone(), &restriction.condition).await?,
+        };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            Slice {
+                from: provider,
+                rows: rows.clone(),
+            },
+        );
+        Ok(rows)
+    }
+}
+
+/// The rows of a table's data files whose `column` holds one of `keys`, reading only the
+/// row groups whose Bloom filter may hold one of them. `None` when a file lacks the
+/// column, its rows do not fit `schema`, or they are more than [`MAX_SLICE_BYTES`].
+async fn read_files(
+    ctx: &SessionContext,
+    table: &ListingTable,
+    schema: SchemaRef,
+    column: &str,
+    keys: &[String],
+) -> Result<Option<Vec<RecordBatch>>> {
+    // Very many customers touch most row groups: probing their filters gains nothing.
+    if keys.len() > super::incremental::MAX_LISTED_KEYS {
+        return Ok(None);
+    }
+    let keys: Arc<HashSet<String>> = Arc::new(keys.iter().cloned().collect());
+    let runtime = ctx.runtime_env();
+    let mut files = Vec::with_capacity(table.table_paths().len());
+    for url in table.table_paths() {
+        let store = runtime.object_store(url.object_store())?;
+        files.push((store, url.prefix().clone()));
+    }
+    let column = column.to_string();
+    let mut reads = futures::stream::iter(files)
+        .map(|(store, path)| {
+            let (keys, column, schema) = (keys.clone(), column.clone(), schema.clone());
+            async move { read_file(store, path, &column, &keys, schema).await }
+        })
+        .buffer_unordered(FILES_AT_ONCE);
+    let (mut batches, mut bytes) = (Vec::new(), 0usize);
+    while let Some(read) = reads.try_next().await? {
+        let Some(read) = read else { return Ok(None) };
+        bytes += read
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum::<usize>();
+        if bytes > MAX_SLICE_BYTES {
+            return Ok(None);
+        }
+        batches.extend(read);
+    }
+    Ok(Some(batches))
+}
+
+/// One data file's rows whose `column` holds one of `keys`, as `schema`.
+async fn read_file(
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    column: &str,
+    keys: &HashSet<String>,
+    schema: SchemaRef,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let parquet = |e: datafusion::parquet::errors::ParquetError| {
+        StediError::from(datafusion::error::DataFusionError::from(e))
+    };
+    let file = PartitionedFile::from(store.head(&path).await?);
+    let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(store)
+        .create_reader(0, file, None, &ExecutionPlanMetricsSet::new())?;
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(parquet)?;
+    let Some(leaf) = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == column)
+    else {
+        return Ok(None);
+    };
+    let mut row_groups = Vec::new();
+    for row_group in 0..builder.metadata().num_row_groups() {
+        let may_hold = match builder
+            .get_row_group_column_bloom_filter(row_group, leaf)
+            .await
+            .map_err(parquet)?
+        {
+            Some(filter) => keys.iter().any(|k| filter.check(k.as_str())),
+            None => true,
+        };
+        if may_hold {
+            row_groups.push(row_group);
+        }
+    }
+    if row_groups.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let mut stream = builder
+        .with_row_groups(row_groups)
+        .build()
+        .map_err(parquet)?;
+    let mut out = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(parquet)?;
+        let Some(values) = batch.column_by_name(column) else {
+            return Ok(None);
+        };
+        let values = arrow::compute::cast(values, &DataType::Utf8)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let keep: BooleanArray = values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| keys.contains(v))))
+            .collect();
+        if keep.true_count() == 0 {
+            continue;
+        }
+        let kept = arrow::compute::filter_record_batch(&batch, &keep)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        match RecordBatch::try_new(schema.clone(), kept.columns().to_vec()) {
+            Ok(rows) => out.push(rows),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A table of `batches`, split over the session's partitions so that every core works.
+fn in_memory(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Arc<dyn TableProvider>> {
+    let n = ctx
+        .copied_config()
+        .target_partitions()
+        .clamp(1, batches.len().max(1));
+    let mut partitions = vec![Vec::new(); n];
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % n].push(batch);
+    }
+    Ok(Arc::new(MemTable::try_new(schema, partitions)?))
+}
+
+/// The rows of `provider` that `condition` selects, by a query: in memory when they fit
+/// in [`MAX_SLICE_BYTES`], else as a view that each query reads anew.
+async fn by_query(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+    condition: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    let full = format!("{name}__all");
+    ctx.register_table(full.as_str(), provider)?;
+    let view = ctx
+        .sql(&format!(
+            "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
+        ))
+        .await?;
+    let mut stream = view.clone().execute_stream().await?;
+    let schema = stream.schema();
+    let (mut batches, mut bytes) = (Vec::new(), 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        bytes += batch.get_array_memory_size();
+        if bytes > MAX_SLICE_BYTES {
+            return Ok(view.into_view());
+        }
+        batches.push(batch);
+    }
+    in_memory(ctx, schema, batches)
+}
