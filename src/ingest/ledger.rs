@@ -117,37 +117,51 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    /// Registers files as the next batch of a source, in one commit, and returns the
-    /// batch number.
-    pub async fn register(&mut self, source: Source, files: &[ObjectMeta]) -> Result<i64> {
-        let batch = self.last_batch(source).map_or(1, |(n, _)| n + 1);
+    /// Registers each source's files as its next batch, all in one commit, and returns
+    /// the batch numbers in the order given.
+    pub async fn register(&mut self, batches: &[(Source, Vec<ObjectMeta>)]) -> Result<Vec<i64>> {
         let now = chrono::Utc::now().timestamp_millis();
-        let n = files.len();
+        let numbers: Vec<i64> = batches
+            .iter()
+            .map(|(source, _)| self.last_batch(*source).map_or(1, |(n, _)| n + 1))
+            .collect();
+        let rows: Vec<(Source, &ObjectMeta, i64)> = batches
+            .iter()
+            .zip(&numbers)
+            .flat_map(|((source, files), n)| files.iter().map(move |f| (*source, f, *n)))
+            .collect();
         let rows = RecordBatch::try_new(
             schema(),
             vec![
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    source.name(),
-                    n,
-                ))),
                 Arc::new(StringArray::from_iter_values(
-                    files.iter().map(|f| f.location.to_string()),
+                    rows.iter().map(|(s, _, _)| s.name()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, f, _)| f.location.to_string()),
                 )),
                 Arc::new(Int64Array::from_iter_values(
-                    files.iter().map(|f| f.size as i64),
+                    rows.iter().map(|(_, f, _)| f.size as i64),
                 )),
-                Arc::new(Int64Array::from_iter_values(std::iter::repeat_n(batch, n))),
-                Arc::new(Int64Array::from_iter_values(std::iter::repeat_n(now, n))),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|(_, _, n)| *n),
+                )),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| now))),
             ],
         )
         .map_err(datafusion::error::DataFusionError::from)?;
         let name = layout::ingested_files().name;
-        // The transaction makes two concurrent runs registering the same batch conflict.
-        let txn = Transaction::new(format!("{}.ledger", app_id(source)), batch);
-        delta::append_batch(&mut self.table, &name, rows, vec![txn], HashMap::new()).await?;
-        let names: Vec<String> = files.iter().map(|f| f.location.to_string()).collect();
-        self.known.extend(names.iter().cloned());
-        self.batches.entry(source).or_default().insert(batch, names);
-        Ok(batch)
+        // The transactions make two concurrent runs registering the same batch conflict.
+        let txns = batches
+            .iter()
+            .zip(&numbers)
+            .map(|((source, _), n)| Transaction::new(format!("{}.ledger", app_id(*source)), *n))
+            .collect();
+        delta::append_batch(&mut self.table, &name, rows, txns, HashMap::new()).await?;
+        for ((source, files), n) in batches.iter().zip(&numbers) {
+            let names: Vec<String> = files.iter().map(|f| f.location.to_string()).collect();
+            self.known.extend(names.iter().cloned());
+            self.batches.entry(*source).or_default().insert(*n, names);
+        }
+        Ok(numbers)
     }
 }

@@ -93,6 +93,33 @@ struct Batch {
     stage: Stage,
 }
 
+impl Batch {
+    fn new(
+        source: Source,
+        number: i64,
+        files: Vec<object_store::ObjectMeta>,
+        landing: &DeltaTable,
+        progress: &Progress,
+    ) -> Batch {
+        let total = files.iter().map(|f| f.size).sum();
+        Batch {
+            source,
+            number,
+            files,
+            landing: landing.clone(),
+            stage: progress.bytes(&format!("ingest {source}"), total),
+        }
+    }
+}
+
+/// The position of a source in [`Source::ALL`].
+fn source_index(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|s| *s == source)
+        .unwrap_or_default()
+}
+
 /// What the workers made of one batch.
 #[derive(Default)]
 struct Decoded {
@@ -120,6 +147,7 @@ pub async fn ingest_until(
     let tombstones = Tombstones::load(lakehouse).await?.map(Arc::new);
     let mut landings = Vec::new();
     let mut batches = Vec::new();
+    let mut new_files = Vec::new();
     for source in Source::ALL {
         let landing_id = TableId::new(Zone::Landing, source.landing_table());
         let landing = delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
@@ -128,22 +156,13 @@ pub async fn ingest_until(
         let published = delta::transaction_version(&landing, &landing_id.name, &app)
             .await?
             .unwrap_or(0);
-        let mut batch = |number: i64, files: Vec<object_store::ObjectMeta>| {
-            let total = files.iter().map(|f| f.size).sum();
-            batches.push(Batch {
-                source,
-                number,
-                files,
-                landing: landing.clone(),
-                stage: progress.bytes(&format!("ingest {source}"), total),
-            });
-        };
 
         // A batch registered by a run that did not finish: redo exactly its files.
         if let Some((number, files)) = ledger.last_batch(source).filter(|(n, _)| *n > published) {
             let files: Vec<Path> = files.iter().map(|f| Path::from(f.as_str())).collect();
             tracing::info!(%source, batch = number, files = files.len(), "resuming an unfinished batch");
-            batch(number, heads(lakehouse, &files).await?);
+            let files = heads(lakehouse, &files).await?;
+            batches.push(Batch::new(source, number, files, &landing, progress));
         }
 
         let new: Vec<_> = lakehouse
@@ -153,13 +172,22 @@ pub async fn ingest_until(
             .filter(|f| !ledger.contains(f.location.as_ref()))
             .collect();
         if !new.is_empty() {
-            let number = ledger.register(source, &new).await?;
-            if stop == Some(StopAfter::Register) {
-                return Err(StediError::Interrupted);
-            }
-            batch(number, new);
+            new_files.push((source, new));
         }
         landings.push(landing);
+    }
+    // Every source's new files become its next batch, registered in one commit.
+    if !new_files.is_empty() {
+        let numbers = ledger.register(&new_files).await?;
+        if stop == Some(StopAfter::Register) {
+            return Err(StediError::Interrupted);
+        }
+        for ((source, files), number) in new_files.into_iter().zip(numbers) {
+            let i = source_index(source);
+            batches.push(Batch::new(source, number, files, &landings[i], progress));
+        }
+        // Batches in source order: each source's are published one after another.
+        batches.sort_by_key(|b| (source_index(b.source), b.number));
     }
 
     let registered_ms = started.elapsed().as_millis() as u64;
@@ -176,10 +204,7 @@ pub async fn ingest_until(
             .collect(),
     };
     for (batch, decoded) in batches.iter().zip(decoded) {
-        let i = Source::ALL
-            .iter()
-            .position(|s| *s == batch.source)
-            .unwrap_or_default();
+        let i = source_index(batch.source);
         let part = publish(
             lakehouse,
             batch,

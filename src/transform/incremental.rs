@@ -8,7 +8,9 @@
 //!   `email` or `user`, holding an address as landed or its `customer_id`.
 //! - `-- incremental: per reading` — each row belongs to one step-trainer reading
 //!   (`serialNumber`, `sensorReadingTime`) and depends only on what happened at that
-//!   instant.
+//!   instant and on the customers who were given that serial number. Its inputs are
+//!   read at the affected instants, and a table without instants (customers) under the
+//!   affected serial numbers.
 //!
 //! A run then works out which customers and readings the newly ingested files touch
 //! (the *affected* keys), recomputes the model for those keys alone by running the same
@@ -17,9 +19,10 @@
 //! the recomputed rows are added. Rows of every other key cannot have changed, so the
 //! result is the table a full rebuild would produce.
 //!
-//! A few customers are found without reading whole tables: the restrictions name them
-//! in `IN` lists, and every data file has a Bloom filter of the column that names the
-//! customer, so row groups that hold none of them are skipped unread.
+//! A few customers are found without reading whole tables: every data file has a Bloom
+//! filter of the column that names the customer, so row groups that hold none of them
+//! are skipped unread (see the `slice` module, which also reads each table's rows
+//! of the affected customers once for all the queries of a run).
 //!
 //! Readings couple customers (a reused serial number makes two customers claim the same
 //! reading), which is why per-reading models are keyed by reading, not by customer: a
@@ -331,17 +334,21 @@ pub async fn affected(
     // Rows of files ingested before `since`.
     let earlier = |source: Source| format!("NOT ({})", news(source));
     let customer = CUSTOMER_COLUMN;
-    let (customers, _) = strings(
-        ctx,
-        &format!(
-            "SELECT DISTINCT \"{customer}\" FROM customer_landing WHERE {}
-             UNION
-             SELECT DISTINCT \"{customer}\" FROM accelerometer_landing WHERE {}",
-            news(Source::Customer),
-            news(Source::Accelerometer),
-        ),
-    )
-    .await?;
+    let customers_sql = format!(
+        "SELECT DISTINCT \"{customer}\" FROM customer_landing WHERE {}
+         UNION
+         SELECT DISTINCT \"{customer}\" FROM accelerometer_landing WHERE {}",
+        news(Source::Customer),
+        news(Source::Accelerometer),
+    );
+    let step_readings_sql = format!(
+        "SELECT DISTINCT serialNumber, sensorReadingTime FROM step_trainer_landing WHERE {}",
+        news(Source::StepTrainer),
+    );
+    let ((customers, _), step_readings) =
+        futures::try_join!(strings(ctx, &customers_sql), async {
+            Ok(ctx.sql(&step_readings_sql).await?.collect().await?)
+        },)?;
     let mut affected = Affected {
         customers,
         addresses: Vec::new(),
@@ -356,14 +363,24 @@ pub async fn affected(
     if !affected.customers.is_empty() {
         // Their landed records, read once: for what follows, and for the models.
         let theirs = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
-        for source in [Source::Customer, Source::Accelerometer] {
-            let name = source.landing_table();
-            let provider = ctx.table_provider(name).await?;
-            let restriction = affected.restriction(&provider.schema(), name)?;
-            let rows = affected
-                .slices
-                .restrict(&theirs, name, provider.clone(), &restriction)
-                .await?;
+        let landed = futures::future::try_join_all([Source::Customer, Source::Accelerometer].map(
+            |source| {
+                let affected = &affected;
+                let theirs = &theirs;
+                async move {
+                    let name = source.landing_table();
+                    let provider = ctx.table_provider(name).await?;
+                    let restriction = affected.restriction(&provider.schema(), name)?;
+                    let rows = affected
+                        .slices
+                        .restrict(theirs, name, provider, &restriction)
+                        .await?;
+                    Ok::<_, StediError>((name, rows))
+                }
+            },
+        ))
+        .await?;
+        for (name, rows) in landed {
             theirs.register_table(name, rows)?;
         }
         // Every spelling of their addresses, in any landed record; and the readings at
@@ -392,14 +409,7 @@ pub async fn affected(
         affected.addresses = addresses;
         customer_readings = readings;
     }
-    let readings_sql = format!(
-        "SELECT DISTINCT serialNumber, sensorReadingTime FROM step_trainer_landing WHERE {}",
-        news(Source::StepTrainer),
-    );
-    let mut readings = ctx.sql(&readings_sql).await?.collect().await?;
-    if !customer_readings.is_empty() {
-        readings = distinct_readings(ctx, readings, customer_readings).await?;
-    }
+    let readings = distinct_readings(step_readings, customer_readings)?;
     let mut span: Option<(i64, i64)> = None;
     for batch in &readings {
         let instants = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
@@ -429,47 +439,45 @@ pub async fn affected(
     Ok(affected)
 }
 
-/// The distinct readings of two lists of `(serialNumber, sensorReadingTime)`.
-async fn distinct_readings(
-    ctx: &SessionContext,
-    a: Vec<RecordBatch>,
-    b: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>> {
-    let Some(first) = a.iter().chain(&b).map(|batch| batch.schema()).next() else {
+/// The distinct readings of two lists of `(serialNumber, sensorReadingTime)`, as one
+/// batch of nullable text and instants.
+fn distinct_readings(a: Vec<RecordBatch>, b: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut serials, mut instants) = (
+        arrow::array::StringBuilder::new(),
+        arrow::array::Int64Builder::new(),
+    );
+    for batch in a.iter().chain(&b) {
+        let cast = |i: usize, to: &arrow::datatypes::DataType| {
+            arrow::compute::cast(batch.column(i), to)
+                .map_err(datafusion::error::DataFusionError::from)
+        };
+        let serial = cast(0, &arrow::datatypes::DataType::Utf8)?;
+        let instant = cast(1, &arrow::datatypes::DataType::Int64)?;
+        let (serial, instant) = (
+            serial.as_string::<i32>(),
+            instant.as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        for (s, t) in serial.iter().zip(instant.iter()) {
+            if seen.insert((s.map(str::to_owned), t)) {
+                serials.append_option(s);
+                instants.append_option(t);
+            }
+        }
+    }
+    if seen.is_empty() {
         return Ok(Vec::new());
-    };
-    // One schema for both: the first list's column types, nullable.
-    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(
-        first
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
-    let batches = a
-        .into_iter()
-        .chain(b)
-        .map(|batch| {
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), columns)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(datafusion::error::DataFusionError::from)?;
-    let both = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
-    both.register_table(
-        "readings",
-        Arc::new(MemTable::try_new(schema, vec![batches])?),
-    )?;
-    Ok(both
-        .sql("SELECT DISTINCT serialNumber, sensorReadingTime FROM readings")
-        .await?
-        .collect()
-        .await?)
+    }
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("serialNumber", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("sensorReadingTime", arrow::datatypes::DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(serials.finish()), Arc::new(instants.finish())],
+    )
+    .map_err(datafusion::error::DataFusionError::from)?;
+    Ok(vec![batch])
 }
 
 /// Whether a table is keyed by step-trainer reading.
@@ -529,25 +537,32 @@ pub async fn restricted_session(
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
-    for name in inputs {
-        let provider = base.table_provider(name.as_str()).await?;
-        let schema = provider.schema();
-        let restriction = match grain {
-            Grain::Customer => affected.restriction(&schema, name)?,
-            Grain::Reading => Restriction {
-                grain,
-                customers: None,
-                condition: belongs(grain, &schema, name, affected)?,
-            },
-        };
-        if restriction.condition == "true" {
-            ctx.register_table(name.as_str(), provider)?;
-            continue;
+    // Each input restricted at the same time: most are read from storage.
+    let restricted = futures::future::try_join_all(inputs.iter().map(|name| {
+        let ctx = &ctx;
+        async move {
+            let provider = base.table_provider(name.as_str()).await?;
+            let schema = provider.schema();
+            let restriction = match grain {
+                Grain::Customer => affected.restriction(&schema, name)?,
+                Grain::Reading => Restriction {
+                    grain,
+                    customers: None,
+                    condition: belongs(grain, &schema, name, affected)?,
+                },
+            };
+            if restriction.condition == "true" {
+                return Ok::<_, StediError>((name, provider));
+            }
+            let rows = affected
+                .slices
+                .restrict(ctx, name, provider, &restriction)
+                .await?;
+            Ok((name, rows))
         }
-        let rows = affected
-            .slices
-            .restrict(&ctx, name, provider, &restriction)
-            .await?;
+    }))
+    .await?;
+    for (name, rows) in restricted {
         ctx.register_table(name.as_str(), rows)?;
     }
     Ok(ctx)

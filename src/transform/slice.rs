@@ -273,3 +273,156 @@ async fn by_query(
     }
     in_memory(ctx, schema, batches)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTableConfig, ListingTableUrl};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Utf8, true),
+            Field::new("timestamp", DataType::Int64, false),
+        ]))
+    }
+
+    /// A data file of `users` (reading `i` at instant `i`), in row groups of two rows,
+    /// each with a Bloom filter of `user`.
+    fn data_file(dir: &std::path::Path, name: &str, users: &[Option<&str>]) -> String {
+        let path = dir.join(name);
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .set_bloom_filter_enabled(true)
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema(), Some(properties)).unwrap();
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(users.to_vec())),
+                Arc::new(Int64Array::from_iter_values(0..users.len() as i64)),
+            ],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        url::Url::from_file_path(&path).unwrap().to_string()
+    }
+
+    fn files_table(urls: &[String]) -> Arc<dyn TableProvider> {
+        let urls = urls
+            .iter()
+            .map(|u| ListingTableUrl::parse(u).unwrap())
+            .collect();
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema());
+        Arc::new(ListingTable::try_new(config).unwrap())
+    }
+
+    async fn users_of(ctx: &SessionContext, rows: Arc<dyn TableProvider>) -> Vec<String> {
+        ctx.register_table("slice", rows).unwrap();
+        let batches = ctx
+            .sql("SELECT user FROM slice ORDER BY user, timestamp")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        ctx.deregister_table("slice").unwrap();
+        batches
+            .iter()
+            .flat_map(|b| {
+                let users = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| users.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_slice_holds_exactly_the_rows_of_the_customers_and_is_read_once_per_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = data_file(
+            dir.path(),
+            "a.parquet",
+            &[Some("ann"), Some("bob"), Some("cy"), None],
+        );
+        let b = data_file(
+            dir.path(),
+            "b.parquet",
+            &[Some("dee"), Some("ann"), Some("eve"), Some("ann")],
+        );
+        let ctx = SessionContext::new();
+        let table = files_table(&[a.clone(), b]);
+        let keys = vec!["ann".to_string(), "eve".to_string()];
+        let restriction = Restriction {
+            grain: Grain::Customer,
+            customers: Some(("user", &keys)),
+            condition: "t.user IN ('ann', 'eve')".to_string(),
+        };
+        let slices = Slices::default();
+        let rows = slices
+            .restrict(&ctx, "phone", table.clone(), &restriction)
+            .await
+            .unwrap();
+        let any: &dyn std::any::Any = rows.as_ref();
+        assert!(any.is::<MemTable>(), "the slice is kept in memory");
+        let files: &dyn std::any::Any = table.as_ref();
+        let files = files.downcast_ref::<ListingTable>().unwrap();
+        let read = read_files(&ctx, files, schema(), "user", &keys)
+            .await
+            .unwrap();
+        assert!(read.is_some(), "the files are read by their Bloom filters");
+        assert_eq!(
+            users_of(&ctx, rows.clone()).await,
+            ["ann", "ann", "ann", "eve"]
+        );
+
+        // The same version of the table is not read again...
+        let again = slices
+            .restrict(&ctx, "phone", table, &restriction)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&rows, &again));
+        // ...a new version is.
+        let newer = slices
+            .restrict(&ctx, "phone", files_table(&[a]), &restriction)
+            .await
+            .unwrap();
+        assert_eq!(users_of(&ctx, newer).await, ["ann"]);
+    }
+
+    #[tokio::test]
+    async fn a_table_that_is_not_a_list_of_files_is_restricted_by_its_condition() {
+        let ctx = SessionContext::new();
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(vec!["ann", "bob", "ann"])),
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap();
+        let table: Arc<dyn TableProvider> =
+            Arc::new(MemTable::try_new(schema(), vec![vec![batch]]).unwrap());
+        let keys = vec!["ann".to_string()];
+        let restriction = Restriction {
+            grain: Grain::Customer,
+            customers: Some(("user", &keys)),
+            condition: "t.user IN ('ann')".to_string(),
+        };
+        let rows = Slices::default()
+            .restrict(&ctx, "phone", table, &restriction)
+            .await
+            .unwrap();
+        assert_eq!(users_of(&ctx, rows).await, ["ann", "ann"]);
+    }
+}
