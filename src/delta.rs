@@ -41,6 +41,8 @@ const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// stay low even for a thousand probes (1 − (1 − p)^1000 ≈ 1 %).
 const BLOOM_CUSTOMERS: u64 = 1 << 20;
 const BLOOM_FALSE_POSITIVES: f64 = 1e-5;
+/// The fewest distinct customers a Bloom filter is sized for.
+const BLOOM_MIN_CUSTOMERS: u64 = 1 << 10;
 
 /// Prefix of the commit metadata in which stedi records how a table was built.
 pub const BUILD_RECORD_PREFIX: &str = "stedi.";
@@ -93,6 +95,14 @@ impl FileWriter {
     /// for every column except [`PERSONAL_COLUMNS`](crate::lakehouse::layout::PERSONAL_COLUMNS),
     /// so that no e-mail address, name or raw line ever reaches `_delta_log`.
     pub fn new(table: &DeltaTable, schema: SchemaRef) -> Self {
+        Self::for_customers(table, schema, BLOOM_CUSTOMERS)
+    }
+
+    /// [`FileWriter::new`] for rows that name at most `customers` distinct customers,
+    /// such as the recomputed rows of an incremental run: each row group's Bloom filter
+    /// starts at the size that many need instead of the size a million need (4 MiB, which
+    /// costs more to allocate and fold than a small write costs in all).
+    pub fn for_customers(table: &DeltaTable, schema: SchemaRef, customers: u64) -> Self {
         let stats_columns: Vec<String> = schema
             .fields()
             .iter()
@@ -101,7 +111,8 @@ impl FileWriter {
             .take(deltalake::table::config::DEFAULT_NUM_INDEX_COLS as usize)
             .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
             .collect();
-        let properties = writer_properties(&schema);
+        let customers = customers.clamp(BLOOM_MIN_CUSTOMERS, BLOOM_CUSTOMERS);
+        let properties = writer_properties(&schema, customers);
         let config = WriterConfig::new(
             schema,
             Vec::new(),
@@ -142,7 +153,7 @@ impl FileWriter {
 /// min/max statistics of personal columns, which would only be more copies of an address
 /// (a Bloom filter finds a customer, min/max of addresses in hash order would not); and
 /// no dictionary for line numbers, which never repeat.
-fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY);
@@ -159,7 +170,7 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         let column = ColumnPath::from(column);
         builder = builder
             .set_column_bloom_filter_enabled(column.clone(), true)
-            .set_column_bloom_filter_max_ndv(column.clone(), BLOOM_CUSTOMERS)
+            .set_column_bloom_filter_max_ndv(column.clone(), customers)
             .set_column_bloom_filter_fpp(column, BLOOM_FALSE_POSITIVES);
     }
     builder.build()

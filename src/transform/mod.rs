@@ -302,7 +302,9 @@ pub async fn build(
         })
         .await?;
         let prepared_ms = started.elapsed().as_millis() as u64;
-        let added = run_model(&restricted, node.model.sql, &table, &id).await?;
+        // The recomputed rows name only affected customers, by one of their addresses.
+        let customers = (grain == incremental::Grain::Customer).then_some(affected.addresses.len());
+        let added = run_model(&restricted, node.model.sql, &table, &id, customers).await?;
         let computed_ms = started.elapsed().as_millis() as u64;
         let removal =
             incremental::remove_affected(&ctx, lakehouse, &id, &table, grain, &affected).await?;
@@ -405,7 +407,7 @@ async fn rebuild(
                     register_functions(c)
                 })
                 .await?;
-                let part = run_model(&slice, node.model.sql, &handle, &id).await?;
+                let part = run_model(&slice, node.model.sql, &handle, &id, None).await?;
                 schema = Some(part.schema.clone());
                 parts.push(part.adds);
                 from = until;
@@ -413,10 +415,10 @@ async fn rebuild(
             tracing::info!(model = %id.name, slices = i, "built in slices of time");
             match schema {
                 Some(schema) => StagedFiles::merge(schema, parts),
-                None => run_model(ctx, node.model.sql, &handle, &id).await?,
+                None => run_model(ctx, node.model.sql, &handle, &id, None).await?,
             }
         }
-        _ => run_model(ctx, node.model.sql, &handle, &id).await?,
+        _ => run_model(ctx, node.model.sql, &handle, &id, None).await?,
     };
     let rows = files.rows();
     tracing::info!(
@@ -438,12 +440,14 @@ async fn rebuild(
 }
 
 /// Runs one model and writes its result as uncommitted files of its table, one writer
-/// per partition so that both cores encode Parquet.
+/// per partition so that both cores encode Parquet. `customers`, when known, is the most
+/// distinct customers the result can name (see [`FileWriter::for_customers`]).
 async fn run_model(
     ctx: &SessionContext,
     sql: &str,
     table: &deltalake::DeltaTable,
     id: &TableId,
+    customers: Option<usize>,
 ) -> Result<StagedFiles> {
     let failed = |e: datafusion::error::DataFusionError| StediError::Model {
         model: id.name.clone(),
@@ -457,7 +461,10 @@ async fn run_model(
     let streams = execute_stream_partitioned(plan, ctx.task_ctx()).map_err(failed)?;
     let mut tasks = Vec::with_capacity(streams.len());
     for mut stream in streams {
-        let mut writer = FileWriter::new(table, schema.clone());
+        let mut writer = match customers {
+            Some(n) => FileWriter::for_customers(table, schema.clone(), n as u64),
+            None => FileWriter::new(table, schema.clone()),
+        };
         let name = id.name.clone();
         tasks.push(async move {
             while let Some(batch) = stream.next().await {
