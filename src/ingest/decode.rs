@@ -447,6 +447,34 @@ mod tests {
     }
 
     #[test]
+    fn no_accepted_line_is_shorter_than_the_feed_says() {
+        for source in Source::ALL {
+            // The shortest line of each feed: its required fields with one-letter values.
+            let fields: Vec<String> = source
+                .fields()
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| match f.kind {
+                    crate::ingest::feed::Kind::Text => format!("\"{}\":\"a\"", f.name),
+                    _ => format!("\"{}\":1", f.name),
+                })
+                .collect();
+            let line = format!("{{{}}}", fields.join(","));
+            assert!(one(source, &line).is_ok(), "{source}: {line}");
+            let without_one = format!("{{{}}}", fields[1..].join(","));
+            assert!(
+                one(source, &without_one).is_err(),
+                "{source}: {without_one}"
+            );
+            assert!(
+                line.len() as u64 + 1 >= source.shortest_line(),
+                "{source}: `{line}` is shorter than {}",
+                source.shortest_line()
+            );
+        }
+    }
+
+    #[test]
     fn a_valid_reading_becomes_one_typed_row_with_lineage() {
         let batch = one(
             Source::Accelerometer,

@@ -89,6 +89,9 @@ struct Batch {
     files: Vec<object_store::ObjectMeta>,
     /// The source's landing table, where the batch's data files are written.
     landing: DeltaTable,
+    /// The most customers the batch can name (one per record at most): what its data
+    /// files' Bloom filters are sized for.
+    customers: u64,
     /// Bytes to read, for the progress display.
     stage: Stage,
 }
@@ -101,12 +104,13 @@ impl Batch {
         landing: &DeltaTable,
         progress: &Progress,
     ) -> Batch {
-        let total = files.iter().map(|f| f.size).sum();
+        let total: u64 = files.iter().map(|f| f.size).sum();
         Batch {
             source,
             number,
             files,
             landing: landing.clone(),
+            customers: total / source.shortest_line(),
             stage: progress.bytes(&format!("ingest {source}"), total),
         }
     }
@@ -303,10 +307,10 @@ async fn decode_batches(
         .flat_map(|(b, batch)| batch.files.iter().map(move |f| (b, f.clone())))
         .collect();
     let files = Arc::new(files);
-    let targets: Arc<Vec<(Source, DeltaTable, Stage)>> = Arc::new(
+    let targets: Arc<Vec<(Source, DeltaTable, Stage, u64)>> = Arc::new(
         batches
             .iter()
-            .map(|b| (b.source, b.landing.clone(), b.stage.clone()))
+            .map(|b| (b.source, b.landing.clone(), b.stage.clone(), b.customers))
             .collect(),
     );
     let decoded: Arc<Vec<std::sync::Mutex<Decoded>>> =
@@ -332,14 +336,14 @@ async fn decode_batches(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((b, meta)) = files.get(i) else { break };
-                    let (source, landing, stage) = &targets[*b];
+                    let (source, landing, stage, customers) = &targets[*b];
                     if current.as_ref().is_none_or(|(open, _)| open != b) {
                         // Dropping the sender lets the previous batch's writer finish.
                         let (tx, rx) = mpsc::channel(2);
                         writers.spawn(write_all(
                             *b,
                             rx,
-                            FileWriter::new(landing, source.landing_schema()),
+                            FileWriter::for_customers(landing, source.landing_schema(), *customers),
                             *source,
                         ));
                         current = Some((*b, tx));
