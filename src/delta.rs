@@ -23,6 +23,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -423,7 +424,6 @@ async fn commit(
 ) -> Result<i64> {
     let err = |e| StediError::delta(name, e);
     let snapshot = table.snapshot().map_err(err)?;
-    use deltalake::table::config::TablePropertiesExt;
     let config = snapshot.table_config();
     // Expired log files can only go once a checkpoint covers them: look for them when a
     // commit writes a checkpoint, not after every commit (a listing of the log each time).
@@ -497,7 +497,6 @@ pub fn row_count(table: &DeltaTable) -> Option<u64> {
     Some(rows)
 }
 
-/// Makes a table's current version readable by name in a DataFusion session.
 /// Registers a table's current version in a session as the list of its Parquet data
 /// files, read by DataFusion's own Parquet scan.
 ///
@@ -524,14 +523,26 @@ pub async fn register_files(
         .try_collect()
         .await
         .map_err(err)?;
-    let provider = files_table(lakehouse, id, &paths, schema)?;
+    register_paths(ctx, lakehouse, id, &paths, schema)
+}
+
+/// Registers the given data files of `id` (paths relative to the table's folder) in a
+/// session under the table's name, replacing what was registered under it.
+pub fn register_paths(
+    ctx: &datafusion::prelude::SessionContext,
+    lakehouse: &Lakehouse,
+    id: &TableId,
+    paths: &[String],
+    schema: SchemaRef,
+) -> Result<()> {
+    let provider = files_table(lakehouse, id, paths, schema)?;
     ctx.deregister_table(&id.name)?;
     ctx.register_table(&id.name, provider)?;
     Ok(())
 }
 
 /// A table of the given data files of `id` (paths relative to the table's folder).
-pub fn files_table(
+fn files_table(
     lakehouse: &Lakehouse,
     id: &TableId,
     paths: &[String],

@@ -530,3 +530,78 @@ async fn every_data_file_has_a_bloom_filter_of_its_customers() {
         }
     }
 }
+
+/// A run that touches more customers than a query names one by one restricts its inputs
+/// by a join with the affected keys instead, and still gives what a full rebuild gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incremental_run_over_very_many_customers_equals_a_full_rebuild() {
+    let s = Scratch::new().await;
+    s.land_lines(
+        Source::Customer,
+        "c-1.json",
+        &[&customer("ann@x.com", "S", 1, Some(1))],
+    )
+    .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "a-1.json",
+        &[&reading("ann@x.com", 100)],
+    )
+    .await;
+    s.land_lines(Source::StepTrainer, "s-1.json", &[&step("S", 100)])
+        .await;
+    s.run(ConsentPolicy::AnyTime).await;
+
+    // More new customers than an `IN` list names (10,000), and Ann again.
+    let many = 10_001;
+    let people: Vec<String> = (0..many).map(|i| format!("p{i}@x.com")).collect();
+    let customers: Vec<String> = people
+        .iter()
+        .enumerate()
+        .map(|(i, who)| customer(who, &format!("T{}", i % 7), 2, (i % 2 == 0).then_some(1)))
+        .chain([customer("ann@x.com", "S", 3, None)])
+        .collect();
+    let readings: Vec<String> = people
+        .iter()
+        .enumerate()
+        .map(|(i, who)| reading(who, 200 + i as i64))
+        .collect();
+    let steps: Vec<String> = (0..many)
+        .map(|i| step(&format!("T{}", i % 7), 200 + i as i64))
+        .collect();
+    fn lines(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    s.land_lines(Source::Customer, "c-2.json", &lines(&customers))
+        .await;
+    s.land_lines(Source::Accelerometer, "a-2.json", &lines(&readings))
+        .await;
+    s.land_lines(Source::StepTrainer, "s-2.json", &lines(&steps))
+        .await;
+    let report = s.run(ConsentPolicy::AnyTime).await;
+    assert!(
+        report
+            .models
+            .iter()
+            .all(|m| matches!(m.change, stedi::transform::Change::Updated { .. })),
+        "the second run updates every table in place"
+    );
+    let incremental = model_rows(&s).await;
+    assert_eq!(
+        incremental[0].len(),
+        (many as usize).div_ceil(2),
+        "consenting customers"
+    );
+
+    stedi::pipeline::run(
+        &s.lakehouse,
+        BuildOptions {
+            consent: None,
+            full: true,
+        },
+        &stedi::progress::Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(incremental, model_rows(&s).await);
+}

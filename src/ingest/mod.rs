@@ -195,7 +195,8 @@ pub async fn ingest_until(
     }
 
     let registered_ms = started.elapsed().as_millis() as u64;
-    let decoded = decode_batches(lakehouse, &batches, tombstones).await?;
+    let batches = Arc::new(batches);
+    let decoded = decode_batches(lakehouse, batches.clone(), tombstones).await?;
     tracing::debug!(
         registered_ms,
         decoded_ms = started.elapsed().as_millis() as u64,
@@ -298,97 +299,83 @@ async fn heads(lakehouse: &Lakehouse, files: &[Path]) -> Result<Vec<object_store
 /// A worker has one batch's writer open at a time.
 async fn decode_batches(
     lakehouse: &Lakehouse,
-    batches: &[Batch],
+    batches: Arc<Vec<Batch>>,
     tombstones: Option<Arc<Tombstones>>,
 ) -> Result<Vec<Decoded>> {
-    let files: Vec<(usize, object_store::ObjectMeta)> = batches
-        .iter()
-        .enumerate()
-        .flat_map(|(b, batch)| batch.files.iter().map(move |f| (b, f.clone())))
-        .collect();
-    let files = Arc::new(files);
-    let targets: Arc<Vec<(Source, DeltaTable, Stage, u64)>> = Arc::new(
+    // Every file as (batch, file) indices, batches in order.
+    let files: Arc<Vec<(usize, usize)>> = Arc::new(
         batches
             .iter()
-            .map(|b| (b.source, b.landing.clone(), b.stage.clone(), b.customers))
+            .enumerate()
+            .flat_map(|(b, batch)| (0..batch.files.len()).map(move |f| (b, f)))
             .collect(),
     );
-    let decoded: Arc<Vec<std::sync::Mutex<Decoded>>> =
-        Arc::new(batches.iter().map(|_| Default::default()).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers.min(files.len()) {
-        let (next, files, targets, decoded, store) = (
+        let (next, files, batches, store) = (
             next.clone(),
             files.clone(),
-            targets.clone(),
-            decoded.clone(),
+            batches.clone(),
             lakehouse.store().clone(),
         );
         // One cache of checked addresses per worker.
         let mut erased = tombstones.clone().map(TombstoneFilter::new);
         tasks.push(async move {
+            // This worker's part of each batch.
+            let mut decoded: Vec<Decoded> = batches.iter().map(|_| Decoded::default()).collect();
             // Aborted with the worker: no writer keeps going behind a failed run.
             let mut writers: JoinSet<Result<(usize, Vec<deltalake::kernel::Add>)>> = JoinSet::new();
             let mut current: Option<(usize, mpsc::Sender<RecordBatch>)> = None;
             let decoding = async {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((b, meta)) = files.get(i) else { break };
-                    let (source, landing, stage, customers) = &targets[*b];
-                    if current.as_ref().is_none_or(|(open, _)| open != b) {
-                        // Dropping the sender lets the previous batch's writer finish.
-                        let (tx, rx) = mpsc::channel(2);
-                        writers.spawn(write_all(
-                            *b,
-                            rx,
-                            FileWriter::for_customers(landing, source.landing_schema(), *customers),
-                            *source,
-                        ));
-                        current = Some((*b, tx));
-                    }
-                    let Some((_, rows_out)) = &current else { break };
-                    let mut rejected = Quarantined::default();
+                while let Some(&(b, f)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let batch = &batches[b];
+                    let rows_out = match &mut current {
+                        Some((open, tx)) if *open == b => tx,
+                        _ => {
+                            // Replacing the sender lets the previous batch's writer finish.
+                            let (tx, rx) = mpsc::channel(2);
+                            let writer = FileWriter::for_customers(
+                                &batch.landing,
+                                batch.source.landing_schema(),
+                                batch.customers,
+                            );
+                            writers.spawn(write_all(b, rx, writer, batch.source));
+                            &mut current.insert((b, tx)).1
+                        }
+                    };
                     let sink = Sink {
                         rows: rows_out,
-                        rejected: &mut rejected,
+                        rejected: &mut decoded[b].rejected,
                         erased: erased.as_mut(),
                     };
-                    let rows = decode_file(&store, *source, meta, sink, stage).await?;
-                    let mut into = decoded[*b].lock().unwrap_or_else(|e| e.into_inner());
-                    into.rejected.extend(rejected);
-                    into.rows += rows;
+                    let meta = &batch.files[f];
+                    decoded[b].rows +=
+                        decode_file(&store, batch.source, meta, sink, &batch.stage).await?;
                 }
                 Ok::<_, StediError>(())
             };
             let decoding = decoding.await;
             drop(current);
-            let mut written = Vec::new();
             while let Some(joined) = writers.join_next().await {
-                written.push(joined.map_err(|e| StediError::Output(e.to_string()))??);
+                let (b, adds) = joined.map_err(|e| StediError::Output(e.to_string()))??;
+                decoded[b].adds.push(adds);
             }
             // A writer's failure is the cause of a decoder's failed hand-over.
             decoding?;
-            Ok::<_, StediError>(written)
+            Ok::<_, StediError>(decoded)
         });
     }
-    for written in crate::workers::run_all(tasks).await? {
-        for (b, adds) in written {
-            decoded[b]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .adds
-                .push(adds);
+    let mut all: Vec<Decoded> = batches.iter().map(|_| Decoded::default()).collect();
+    for parts in crate::workers::run_all(tasks).await? {
+        for (into, part) in all.iter_mut().zip(parts) {
+            into.adds.extend(part.adds);
+            into.rejected.extend(part.rejected);
+            into.rows += part.rows;
         }
     }
-    // Every worker has finished, and with it every other holder of `decoded`.
-    let decoded = Arc::try_unwrap(decoded)
-        .map_err(|_| StediError::Output("a decoding worker outlived its run".into()))?;
-    Ok(decoded
-        .into_iter()
-        .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .collect())
+    Ok(all)
 }
 
 /// Writes the rows a decoder hands over into one batch's data files.
@@ -569,42 +556,25 @@ async fn decode_file(
 }
 
 /// Decodes complete lines (`bytes` ends with a newline) until [`BATCH_ROWS`] rows are
-/// waiting; returns the bytes consumed.
+/// waiting, refusing the records of erased people; returns the bytes consumed.
 fn decode_lines(
     decoder: &mut Decoder,
     bytes: &[u8],
     line_no: &mut u64,
     file: &str,
     rejected: &mut Quarantined,
-    erased: Option<&mut TombstoneFilter>,
+    mut erased: Option<&mut TombstoneFilter>,
 ) -> usize {
+    let mut is_erased = |who: &str| erased.as_mut().is_some_and(|f| f.is_erased(who));
     let mut start = 0;
-    match erased {
-        None => {
-            for end in memchr::memchr_iter(b'\n', bytes) {
-                *line_no += 1;
-                if let Err(r) = decoder.decode_line(&bytes[start..end], *line_no) {
-                    rejected.push(file, r);
-                }
-                start = end + 1;
-                if decoder.len() >= BATCH_ROWS {
-                    break;
-                }
-            }
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        *line_no += 1;
+        if let Err(r) = decoder.decode_line_refusing(&bytes[start..end], *line_no, &mut is_erased) {
+            rejected.push(file, r);
         }
-        Some(filter) => {
-            let mut is_erased = |who: &str| filter.is_erased(who);
-            for end in memchr::memchr_iter(b'\n', bytes) {
-                *line_no += 1;
-                let line = &bytes[start..end];
-                if let Err(r) = decoder.decode_line_refusing(line, *line_no, &mut is_erased) {
-                    rejected.push(file, r);
-                }
-                start = end + 1;
-                if decoder.len() >= BATCH_ROWS {
-                    break;
-                }
-            }
+        start = end + 1;
+        if decoder.len() >= BATCH_ROWS {
+            break;
         }
     }
     start

@@ -45,7 +45,7 @@ use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
 
-use super::slice::{Restriction, Slices};
+use super::slice::{self, Restriction, Slices};
 use crate::error::{Result, StediError};
 use crate::ingest::feed::{CUSTOMER_COLUMN, Source};
 use crate::ingest::ledger::Ledger;
@@ -146,6 +146,9 @@ impl Watermark {
 /// run, and that many customers touch most row groups anyway.
 pub(super) const MAX_LISTED_KEYS: usize = 10_000;
 
+/// The earliest and latest instant of a set of readings.
+pub type Span = (i64, i64);
+
 /// The keys whose rows may have changed since a watermark.
 #[derive(Debug, Clone)]
 pub struct Affected {
@@ -158,15 +161,15 @@ pub struct Affected {
     pub readings: Vec<RecordBatch>,
     /// The earliest and latest instant of the affected readings: a range that file and
     /// row-group statistics can skip whole files by.
-    pub span: Option<(i64, i64)>,
+    pub span: Option<Span>,
     /// Whether any affected customer has records in files ingested before: only then can
     /// a per-customer table hold rows of theirs (its rows come from those records).
     pub customers_seen_before: bool,
     /// Whether any affected reading was landed before: only then can a per-reading table
     /// hold rows of it.
     pub readings_seen_before: bool,
-    /// Each table's rows of the affected customers, read once and shared by every query
-    /// of the run that restricts that table by customer.
+    /// Each table's rows of the affected keys, read once and shared by every query of the
+    /// run that restricts that table the same way.
     slices: Slices,
 }
 
@@ -358,11 +361,12 @@ pub async fn affected(
         readings_seen_before: false,
         slices: Slices::default(),
     };
-    affected.register(ctx)?;
     let mut customer_readings = Vec::new();
     if !affected.customers.is_empty() {
         // Their landed records, read once: for what follows, and for the models.
         let theirs = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+        // Very many customers are restricted by a join with `affected_customers`.
+        affected.register(&theirs)?;
         let landed = futures::future::try_join_all([Source::Customer, Source::Accelerometer].map(
             |source| {
                 let affected = &affected;
@@ -409,17 +413,7 @@ pub async fn affected(
         affected.addresses = addresses;
         customer_readings = readings;
     }
-    let readings = distinct_readings(step_readings, customer_readings)?;
-    let mut span: Option<(i64, i64)> = None;
-    for batch in &readings {
-        let instants = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let instants = instants.as_primitive::<arrow::datatypes::Int64Type>();
-        if let (Some(lo), Some(hi)) = (arrow::compute::min(instants), arrow::compute::max(instants))
-        {
-            span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
-    }
+    let (readings, span) = distinct_readings(step_readings, customer_readings)?;
     affected.readings = readings;
     affected.span = span;
     if affected.reading_count() > 0 {
@@ -440,9 +434,13 @@ pub async fn affected(
 }
 
 /// The distinct readings of two lists of `(serialNumber, sensorReadingTime)`, as one
-/// batch of nullable text and instants.
-fn distinct_readings(a: Vec<RecordBatch>, b: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+/// batch of nullable text and instants, and the earliest and latest of those instants.
+fn distinct_readings(
+    a: Vec<RecordBatch>,
+    b: Vec<RecordBatch>,
+) -> Result<(Vec<RecordBatch>, Option<Span>)> {
     let mut seen = std::collections::HashSet::new();
+    let mut span: Option<Span> = None;
     let (mut serials, mut instants) = (
         arrow::array::StringBuilder::new(),
         arrow::array::Int64Builder::new(),
@@ -462,11 +460,14 @@ fn distinct_readings(a: Vec<RecordBatch>, b: Vec<RecordBatch>) -> Result<Vec<Rec
             if seen.insert((s.map(str::to_owned), t)) {
                 serials.append_option(s);
                 instants.append_option(t);
+                if let Some(t) = t {
+                    span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+                }
             }
         }
     }
     if seen.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("serialNumber", arrow::datatypes::DataType::Utf8, true),
@@ -477,7 +478,7 @@ fn distinct_readings(a: Vec<RecordBatch>, b: Vec<RecordBatch>) -> Result<Vec<Rec
         vec![Arc::new(serials.finish()), Arc::new(instants.finish())],
     )
     .map_err(datafusion::error::DataFusionError::from)?;
-    Ok(vec![batch])
+    Ok((vec![batch], span))
 }
 
 /// Whether a table is keyed by step-trainer reading.
@@ -526,7 +527,8 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -
 }
 
 /// A session where a model can run over its inputs restricted to the affected keys:
-/// each input is a view of the same name over the full table.
+/// each input is registered under its own name as its rows of those keys (see
+/// [`Slices`]), or whole when no restriction applies to it.
 pub async fn restricted_session(
     base: &SessionContext,
     inputs: &[String],
@@ -568,34 +570,6 @@ pub async fn restricted_session(
     Ok(ctx)
 }
 
-/// Registers in `ctx` each input of `base` under its own name, as a view restricted by
-/// the condition `restriction` gives for it (on the table aliased `t`), or whole when it
-/// gives none.
-async fn restrict_inputs(
-    base: &SessionContext,
-    ctx: &SessionContext,
-    inputs: &[String],
-    restriction: impl Fn(&str, &SchemaRef) -> Result<Option<String>>,
-) -> Result<()> {
-    for name in inputs {
-        let provider = base.table_provider(name.as_str()).await?;
-        let Some(condition) = restriction(name, &provider.schema())? else {
-            ctx.register_table(name.as_str(), provider)?;
-            continue;
-        };
-        let full = format!("{name}__all");
-        ctx.register_table(full.as_str(), provider)?;
-        let view = ctx
-            .sql(&format!(
-                "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
-            ))
-            .await?
-            .into_view();
-        ctx.register_table(name.as_str(), view)?;
-    }
-    Ok(())
-}
-
 /// A session where a per-reading model runs over one slice of time, `[from, until)`:
 /// each input with instants is a view of the same name restricted to the slice, and
 /// tables without instants (customers) are read whole. Every row of a per-reading model
@@ -609,10 +583,19 @@ pub async fn time_slice_session(
 ) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
-    restrict_inputs(base, &ctx, inputs, |_, schema| {
-        Ok(time_column(schema).map(|c| format!("t.\"{c}\" >= {from} AND t.\"{c}\" < {until}")))
-    })
-    .await?;
+    for name in inputs {
+        let provider = base.table_provider(name.as_str()).await?;
+        let input = match time_column(&provider.schema()) {
+            Some(c) => {
+                let slice = format!("t.\"{c}\" >= {from} AND t.\"{c}\" < {until}");
+                slice::rows_where(&ctx, name, provider, &slice)
+                    .await?
+                    .into_view()
+            }
+            None => provider,
+        };
+        ctx.register_table(name.as_str(), input)?;
+    }
     Ok(ctx)
 }
 

@@ -495,10 +495,7 @@ fn register_staged(
     files: &StagedFiles,
 ) -> Result<()> {
     let paths: Vec<String> = files.adds.iter().map(|add| add.path.clone()).collect();
-    let provider = delta::files_table(lakehouse, id, &paths, files.schema.clone())?;
-    ctx.deregister_table(&id.name)?;
-    ctx.register_table(&id.name, provider)?;
-    Ok(())
+    delta::register_paths(ctx, lakehouse, id, &paths, files.schema.clone())
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! keys, then every model that reads it). Each table's rows of those customers are read
 //! once and kept in memory for the next query of the same table version.
 //!
-//! Rows of customers are found without a query plan: every data file stedi writes has, per row group,
-//! a Bloom filter of the column that names the customer, so only the row groups whose
-//! filter holds one of the customers are read, and their rows are kept when the column
-//! holds one of them. Other restrictions (by reading), a table that is not a list of
+//! Rows of customers are found without a query plan: every data file stedi writes has,
+//! per row group, a Bloom filter of the column that names the customer, so only the row
+//! groups whose filter holds one of the customers are read, and their rows are kept when
+//! the column holds one of them. Other restrictions (by reading), a table that is not a list of
 //! data files, or a slice larger than [`MAX_SLICE_BYTES`] go through a SQL condition.
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +35,7 @@ use crate::error::{Result, StediError};
 
 /// Above this many bytes, a table's rows of the affected customers are not kept in
 /// memory: each query reads them from the table instead.
-pub const MAX_SLICE_BYTES: usize = 256 << 20;
+const MAX_SLICE_BYTES: usize = 256 << 20;
 
 /// Data files read at once when looking for a few customers.
 const FILES_AT_ONCE: usize = 4;
@@ -52,8 +52,8 @@ pub struct Restriction<'a> {
     pub condition: String,
 }
 
-/// The rows of tables restricted to the affected customers, by table name, each with the
-/// provider (the table's version) it was read from.
+/// The rows of tables restricted to the affected keys, by table name and the grain they
+/// were restricted for, each with the provider (the table's version) it was read from.
 #[derive(Clone, Default)]
 pub struct Slices(Arc<Mutex<HashMap<(String, Grain), Slice>>>);
 
@@ -228,6 +228,23 @@ async fn read_file(
     Ok(Some(out))
 }
 
+/// The rows of `provider` (the table `name`) that `condition` selects (SQL on the table
+/// aliased `t`), as a query in `ctx`.
+pub async fn rows_where(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+    condition: &str,
+) -> Result<datafusion::dataframe::DataFrame> {
+    let full = format!("{name}__all");
+    ctx.register_table(full.as_str(), provider)?;
+    Ok(ctx
+        .sql(&format!(
+            "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
+        ))
+        .await?)
+}
+
 /// A table of `batches`, split over the session's partitions so that every core works.
 fn in_memory(
     ctx: &SessionContext,
@@ -253,13 +270,7 @@ async fn by_query(
     provider: Arc<dyn TableProvider>,
     condition: &str,
 ) -> Result<Arc<dyn TableProvider>> {
-    let full = format!("{name}__all");
-    ctx.register_table(full.as_str(), provider)?;
-    let view = ctx
-        .sql(&format!(
-            "SELECT t.* FROM \"{full}\" AS t WHERE {condition}"
-        ))
-        .await?;
+    let view = rows_where(ctx, name, provider, condition).await?;
     let mut stream = view.clone().execute_stream().await?;
     let schema = stream.schema();
     let (mut batches, mut bytes) = (Vec::new(), 0usize);
