@@ -14,7 +14,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::Compression;
+use datafusion::parquet::basic::{Compression, Encoding};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
@@ -153,7 +153,9 @@ impl FileWriter {
 /// customer (see [`customer_column`](crate::lakehouse::layout::customer_column)); no
 /// min/max statistics of personal columns, which would only be more copies of an address
 /// (a Bloom filter finds a customer, min/max of addresses in hash order would not); and
-/// no dictionary for line numbers, which never repeat.
+/// integers (instants, line numbers, distances) as differences from one value to the next
+/// instead of through a dictionary: they seldom repeat but lie close together, so this
+/// is both smaller and far cheaper to write.
 fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
@@ -163,8 +165,10 @@ fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
         if crate::lakehouse::layout::PERSONAL_COLUMNS.contains(&name) {
             builder = builder.set_column_statistics_enabled(name.into(), EnabledStatistics::None);
         }
-        if name == crate::ingest::feed::LINE_COLUMN {
-            builder = builder.set_column_dictionary_enabled(name.into(), false);
+        if field.data_type() == &arrow::datatypes::DataType::Int64 {
+            builder = builder
+                .set_column_dictionary_enabled(name.into(), false)
+                .set_column_encoding(name.into(), Encoding::DELTA_BINARY_PACKED);
         }
     }
     if let Some(column) = crate::lakehouse::layout::customer_column(schema) {

@@ -218,6 +218,8 @@ pub struct Decoder {
     person: Option<usize>,
     /// The customer each row names (feeds with a person field).
     customer: Option<StringBuilder>,
+    /// Where an address is normalized, reused from row to row.
+    scratch: String,
 }
 
 impl Decoder {
@@ -244,6 +246,7 @@ impl Decoder {
             rows: 0,
             person,
             customer: person.map(|_| StringBuilder::new()),
+            scratch: String::new(),
         }
     }
 
@@ -316,7 +319,9 @@ impl Decoder {
         }
         if let (Some(customers), Some(person)) = (self.customer.as_mut(), self.person) {
             match typed[person] {
-                Typed::Text(who) => customers.append_value(super::feed::customer_id(who)),
+                Typed::Text(who) => {
+                    customers.append_value(super::feed::customer_id_in(who, &mut self.scratch))
+                }
                 // Unreachable: the person field is required, checked above.
                 _ => customers.append_value(""),
             }

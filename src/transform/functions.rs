@@ -155,10 +155,84 @@ fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
         }};
     }
     match array.data_type() {
-        DataType::Utf8View => normalize!(array.as_string_view(), StringViewBuilder),
-        DataType::Utf8 => normalize!(array.as_string::<i32>(), StringBuilder),
+        DataType::Utf8View => {
+            if let Some(lowered) = ascii::lowercase_view(array.as_string_view()) {
+                return Ok(lowered);
+            }
+            normalize!(array.as_string_view(), StringViewBuilder)
+        }
+        DataType::Utf8 => {
+            if let Some(lowered) = ascii::lowercase(array.as_string::<i32>()) {
+                return Ok(lowered);
+            }
+            normalize!(array.as_string::<i32>(), StringBuilder)
+        }
         DataType::LargeUtf8 => normalize!(array.as_string::<i64>(), LargeStringBuilder),
         other => datafusion::common::exec_err!("customer_id takes text, not {other}"),
+    }
+}
+
+/// The common case of [`customer_ids`], a column of ASCII addresses without padding:
+/// lower-casing then changes no length, so the column's buffers are lower-cased whole,
+/// a few bytes at a time, and its offsets (or views) and nulls are kept.
+mod ascii {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, ArrayRef, StringArray, StringViewArray};
+    use arrow::buffer::{Buffer, ScalarBuffer};
+
+    /// `None` when a value is not ASCII or starts or ends with a space.
+    pub(super) fn lowercase(array: &StringArray) -> Option<ArrayRef> {
+        let offsets = array.value_offsets();
+        let (first, last) = (*offsets.first()? as usize, *offsets.last()? as usize);
+        let bytes = &array.value_data()[first..last];
+        if !bytes.is_ascii() || (0..array.len()).any(|i| padded(array.value(i).as_bytes())) {
+            return None;
+        }
+        // Offsets stay valid for the lower-cased copy: only the bytes they point into
+        // change, byte for byte.
+        let mut lowered = array.value_data().to_vec();
+        lowered[first..last].make_ascii_lowercase();
+        StringArray::try_new(
+            array.offsets().clone(),
+            Buffer::from_vec(lowered),
+            array.nulls().cloned(),
+        )
+        .ok()
+        .map(|a| Arc::new(a) as ArrayRef)
+    }
+
+    /// [`lowercase`] of a view array: the inline bytes of each view and every data buffer.
+    pub(super) fn lowercase_view(array: &StringViewArray) -> Option<ArrayRef> {
+        if !array.data_buffers().iter().all(|b| b.is_ascii()) {
+            return None;
+        }
+        let mut views: Vec<u128> = array.views().to_vec();
+        for (i, view) in views.iter_mut().enumerate() {
+            let len = *view as u32 as usize;
+            let mut bytes = view.to_le_bytes();
+            // Short values are inline after the length; long ones keep a 4-byte prefix.
+            let inline = if len <= 12 { len } else { 4 };
+            if !bytes[4..4 + inline].is_ascii()
+                || (array.is_valid(i) && padded(array.value(i).as_bytes()))
+            {
+                return None;
+            }
+            bytes[4..4 + inline].make_ascii_lowercase();
+            *view = u128::from_le_bytes(bytes);
+        }
+        let buffers: Vec<Buffer> = array
+            .data_buffers()
+            .iter()
+            .map(|b| Buffer::from_vec(b.to_ascii_lowercase()))
+            .collect();
+        StringViewArray::try_new(ScalarBuffer::from(views), buffers, array.nulls().cloned())
+            .ok()
+            .map(|a| Arc::new(a) as ArrayRef)
+    }
+
+    fn padded(value: &[u8]) -> bool {
+        value.first() == Some(&b' ') || value.last() == Some(&b' ')
     }
 }
 
@@ -223,6 +297,66 @@ mod tests {
             .as_primitive::<arrow::datatypes::Int64Type>()
             .value(0);
         assert_eq!(differing, 0);
+    }
+
+    /// Whole columns, in every layout and in every case the fast path takes or leaves.
+    #[test]
+    fn customer_ids_of_a_column_equal_customer_id_of_each_value() {
+        use arrow::array::{StringArray, StringViewArray};
+        // Each column, and whether its buffers are lower-cased whole.
+        let cases: Vec<(Vec<Option<&str>>, bool)> = vec![
+            (
+                vec![Some("Ann.Lee@Test.com"), None, Some("BOB@X.COM"), Some("")],
+                true,
+            ),
+            (
+                vec![
+                    Some("A-much-longer-Address.Than.Twelve@Example.COM"),
+                    Some("Short@X"),
+                ],
+                true,
+            ),
+            (vec![Some(" Padded@x.com"), Some("Ann@x")], false),
+            (vec![Some("ÉLODIE@X.COM"), Some("Ann@x")], false),
+            (vec![Some("already@normal.com"), None], true),
+        ];
+        for (values, whole) in cases {
+            let expected: Vec<Option<String>> = values
+                .iter()
+                .map(|v| v.map(|e| customer_id(e).into_owned()))
+                .collect();
+            // Sliced, so that offsets and views do not start at the beginning of a buffer.
+            let padded: Vec<Option<&str>> = [Some("Front@X.COM")]
+                .into_iter()
+                .chain(values.iter().copied())
+                .collect();
+            let plain: ArrayRef =
+                Arc::new(StringArray::from(padded.clone()).slice(1, values.len()));
+            let views: ArrayRef = Arc::new(StringViewArray::from(padded).slice(1, values.len()));
+            let lowered_whole = (
+                ascii::lowercase(plain.as_string::<i32>()).is_some(),
+                ascii::lowercase_view(views.as_string_view()).is_some(),
+            );
+            assert_eq!(lowered_whole, (whole, whole), "{values:?}");
+            for array in [plain, views] {
+                let out = customer_ids(array).unwrap();
+                // Compared as the kernels of a join compare them (views by prefix first).
+                let wanted = arrow::compute::cast(
+                    &(Arc::new(StringArray::from(expected.clone())) as ArrayRef),
+                    out.data_type(),
+                )
+                .unwrap();
+                let same = arrow::compute::kernels::cmp::not_distinct(&out, &wanted).unwrap();
+                assert_eq!(same.true_count(), expected.len(), "{values:?}");
+                let out = arrow::compute::cast(&out, &DataType::Utf8).unwrap();
+                let got: Vec<Option<String>> = out
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(str::to_owned))
+                    .collect();
+                assert_eq!(got, expected);
+            }
+        }
     }
 
     #[test]
