@@ -191,19 +191,31 @@ impl<'de> Visitor<'de> for RowVisitor<'_, 'de> {
     }
 }
 
-/// A typed value ready to append.
-#[derive(Clone, Copy)]
-enum Typed<'a> {
-    Null,
-    Text(&'a str),
-    Int(i64),
-    Real(f64),
-}
-
 enum Column {
     Text(StringBuilder),
     Int(Int64Builder),
     Real(Float64Builder),
+}
+
+impl Column {
+    /// Appends a value that [`check`] accepted for this column's field.
+    #[inline]
+    fn append(&mut self, value: &Scalar<'_>) {
+        match (self, value) {
+            (Column::Text(b), Scalar::Str(s)) => b.append_value(s),
+            (Column::Int(b), Scalar::Int(i)) => b.append_value(*i),
+            // Checked to fit.
+            (Column::Int(b), Scalar::UInt(u)) => b.append_value(*u as i64),
+            // Checked to be integral and in range.
+            (Column::Int(b), Scalar::Float(f)) => b.append_value(*f as i64),
+            (Column::Real(b), Scalar::Int(i)) => b.append_value(*i as f64),
+            (Column::Real(b), Scalar::UInt(u)) => b.append_value(*u as f64),
+            (Column::Real(b), Scalar::Float(f)) => b.append_value(*f),
+            (Column::Text(b), _) => b.append_null(),
+            (Column::Int(b), _) => b.append_null(),
+            (Column::Real(b), _) => b.append_null(),
+        }
+    }
 }
 
 /// Decodes the lines of one landed file into landing-table batches.
@@ -310,31 +322,24 @@ impl Decoder {
                 raw: String::new(),
             });
         }
-        let mut typed: [Typed<'_>; MAX_FIELDS] = [Typed::Null; MAX_FIELDS];
-        for ((spec, value), slot) in fields.iter().zip(values.iter()).zip(typed.iter_mut()) {
-            match check(spec, value) {
-                Ok(t) => *slot = t,
-                Err((reason, detail)) => return Err(reject(reason, detail)),
+        // Every field is checked before any is appended, so that a rejected line leaves
+        // no partial row.
+        for (spec, value) in fields.iter().zip(values.iter()) {
+            if let Err((reason, detail)) = check(spec, value) {
+                return Err(reject(reason, detail));
             }
         }
         if let (Some(customers), Some(person)) = (self.customer.as_mut(), self.person) {
-            match typed[person] {
-                Typed::Text(who) => {
+            match &values[person] {
+                Scalar::Str(who) => {
                     customers.append_value(super::feed::customer_id_in(who, &mut self.scratch))
                 }
                 // Unreachable: the person field is required, checked above.
                 _ => customers.append_value(""),
             }
         }
-        for (column, value) in self.columns.iter_mut().zip(typed) {
-            match (column, value) {
-                (Column::Text(b), Typed::Text(s)) => b.append_value(s),
-                (Column::Text(b), _) => b.append_null(),
-                (Column::Int(b), Typed::Int(i)) => b.append_value(i),
-                (Column::Int(b), _) => b.append_null(),
-                (Column::Real(b), Typed::Real(r)) => b.append_value(r),
-                (Column::Real(b), _) => b.append_null(),
-            }
+        for (column, value) in self.columns.iter_mut().zip(values.iter()) {
+            column.append(value);
         }
         self.file_column.append_value(&self.file);
         self.lines.append_value(line_no as i64);
@@ -376,8 +381,8 @@ fn parse_full<'a>(
     de.end()
 }
 
-/// Checks one field's value against its spec.
-fn check<'a>(spec: &FieldSpec, value: &'a Scalar<'_>) -> Result<Typed<'a>, (Reason, String)> {
+/// Checks one field's value against its spec; [`Column::append`] then stores it.
+fn check(spec: &FieldSpec, value: &Scalar<'_>) -> Result<(), (Reason, String)> {
     let name = spec.name;
     let wrong = |expected: &str| {
         (
@@ -401,7 +406,7 @@ fn check<'a>(spec: &FieldSpec, value: &'a Scalar<'_>) -> Result<Typed<'a>, (Reas
                 format!("required field `{name}` is null"),
             ));
         }
-        Scalar::Absent | Scalar::Null => return Ok(Typed::Null),
+        Scalar::Absent | Scalar::Null => return Ok(()),
         _ => {}
     }
     match spec.kind {
@@ -410,7 +415,7 @@ fn check<'a>(spec: &FieldSpec, value: &'a Scalar<'_>) -> Result<Typed<'a>, (Reas
                 Reason::MissingField,
                 format!("required field `{name}` is empty"),
             )),
-            Scalar::Str(s) => Ok(Typed::Text(s.as_ref())),
+            Scalar::Str(_) => Ok(()),
             _ => Err(wrong("a string")),
         },
         Kind::EpochMs | Kind::Integer => {
@@ -420,20 +425,14 @@ fn check<'a>(spec: &FieldSpec, value: &'a Scalar<'_>) -> Result<Typed<'a>, (Reas
                 "an integer"
             };
             match *value {
-                Scalar::Int(i) => Ok(Typed::Int(i)),
-                Scalar::UInt(u) => i64::try_from(u)
-                    .map(Typed::Int)
-                    .map_err(|_| wrong(expected)),
-                Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                    Ok(Typed::Int(f as i64))
-                }
+                Scalar::Int(_) => Ok(()),
+                Scalar::UInt(u) => i64::try_from(u).map(|_| ()).map_err(|_| wrong(expected)),
+                Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(()),
                 _ => Err(wrong(expected)),
             }
         }
         Kind::Real => match *value {
-            Scalar::Int(i) => Ok(Typed::Real(i as f64)),
-            Scalar::UInt(u) => Ok(Typed::Real(u as f64)),
-            Scalar::Float(f) => Ok(Typed::Real(f)),
+            Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => Ok(()),
             _ => Err(wrong("a number")),
         },
     }
