@@ -349,20 +349,35 @@ impl Decoder {
 
     /// Hands out the decoded rows as one batch and starts afresh.
     pub fn finish(&mut self) -> RecordBatch {
+        // Each builder starts the next batch with room for one like this one, instead of
+        // growing (and copying) its buffers again from nothing.
+        let rows = self.rows;
+        fn text(b: &mut StringBuilder, rows: usize) -> ArrayRef {
+            let bytes = b.values_slice().len();
+            Arc::new(std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish())
+        }
         let mut arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
             .map(|c| match c {
-                Column::Text(b) => Arc::new(b.finish()) as ArrayRef,
-                Column::Int(b) => Arc::new(b.finish()) as ArrayRef,
-                Column::Real(b) => Arc::new(b.finish()) as ArrayRef,
+                Column::Text(b) => text(b, rows),
+                Column::Int(b) => {
+                    Arc::new(std::mem::replace(b, Int64Builder::with_capacity(rows)).finish())
+                        as ArrayRef
+                }
+                Column::Real(b) => {
+                    Arc::new(std::mem::replace(b, Float64Builder::with_capacity(rows)).finish())
+                        as ArrayRef
+                }
             })
             .collect();
         if let Some(customers) = self.customer.as_mut() {
-            arrays.push(Arc::new(customers.finish()));
+            arrays.push(text(customers, rows));
         }
-        arrays.push(Arc::new(self.file_column.finish()));
-        arrays.push(Arc::new(self.lines.finish()));
+        arrays.push(text(&mut self.file_column, rows));
+        arrays.push(Arc::new(
+            std::mem::replace(&mut self.lines, Int64Builder::with_capacity(rows)).finish(),
+        ));
         self.rows = 0;
         // The arrays are built from the schema's own field list, so they always match it.
         RecordBatch::try_new(self.source.landing_schema(), arrays)

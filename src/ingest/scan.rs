@@ -44,8 +44,8 @@ pub(super) fn scan_flat<'a>(
         i = skip_ws(line, i + 1);
         let (value, next) = value(line, i)?;
         let slot = match fields.get(expected) {
-            Some(f) if f.name.as_bytes() == key => Some(expected),
-            _ => fields.iter().position(|f| f.name.as_bytes() == key),
+            Some(f) if same(f.name.as_bytes(), key) => Some(expected),
+            _ => fields.iter().position(|f| same(f.name.as_bytes(), key)),
         };
         if let Some(slot) = slot {
             values[slot] = value;
@@ -58,6 +58,20 @@ pub(super) fn scan_flat<'a>(
             _ => return None,
         }
     }
+}
+
+/// Byte equality of a key and a field name, compared in place: names are a few bytes
+/// long, shorter than the call to `memcmp` that `==` on slices makes.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut differ = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        differ |= x ^ y;
+    }
+    differ == 0
 }
 
 fn end(line: &[u8], i: usize) -> Option<()> {
