@@ -1,8 +1,9 @@
 //! Ingest: every landed file not ingested before → typed landing tables and quarantine.
 //!
 //! Per source, new files form a batch, registered in the ledger first. The files of all
-//! batches are then decoded by one pool of workers (one per core, each streaming its
-//! files and handing rows to a writer task of its own), and each batch is published by
+//! batches are then decoded by one pool of workers (one per core, each taking the next
+//! piece of a file, large files being cut into several, and handing rows to a writer
+//! task of its own), and each batch is published by
 //! one quarantine commit and one landing commit, both marked with the batch number. A run
 //! killed anywhere resumes the half-done batches exactly.
 
@@ -38,8 +39,14 @@ use quarantine::Quarantined;
 /// Rows per landing batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 32 * 1024;
 
-/// Bytes read from a landed file at a time.
-const READ_CHUNK: u64 = 16 * 1024 * 1024;
+/// The most bytes of a landed file one worker decodes in one go (a piece of the file).
+const MAX_PIECE: u64 = 16 * 1024 * 1024;
+
+/// The fewest: below this, splitting a file costs more than it spreads.
+const MIN_PIECE: u64 = 1024 * 1024;
+
+/// Bytes read at a time past a piece's end, to finish its last line.
+const TAIL_READ: u64 = 64 * 1024;
 
 /// What ingesting one source did in this run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -294,29 +301,22 @@ async fn heads(lakehouse: &Lakehouse, files: &[Path]) -> Result<Vec<object_store
 }
 
 /// Decodes the files of every batch with one worker per core. A worker takes the next
-/// file (batches in order), decodes it, and hands its rows to a writer task of its own
-/// for that batch, so that decoding and Parquet encoding overlap even for a single file.
-/// A worker has one batch's writer open at a time.
+/// piece of a file (see [`Pieces`]; batches in order), decodes it, and hands its rows to
+/// a writer task of its own for that batch, so that decoding and Parquet encoding
+/// overlap. A worker has one batch's writer open at a time.
 async fn decode_batches(
     lakehouse: &Lakehouse,
     batches: Arc<Vec<Batch>>,
     tombstones: Option<Arc<Tombstones>>,
 ) -> Result<Vec<Decoded>> {
-    // Every file as (batch, file) indices, batches in order.
-    let files: Arc<Vec<(usize, usize)>> = Arc::new(
-        batches
-            .iter()
-            .enumerate()
-            .flat_map(|(b, batch)| (0..batch.files.len()).map(move |f| (b, f)))
-            .collect(),
-    );
-    let next = Arc::new(AtomicUsize::new(0));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pieces = Arc::new(Pieces::plan(&batches, workers));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(workers);
-    for _ in 0..workers.min(files.len()) {
-        let (next, files, batches, store) = (
+    for _ in 0..workers.min(pieces.list.len()) {
+        let (next, pieces, batches, store) = (
             next.clone(),
-            files.clone(),
+            pieces.clone(),
             batches.clone(),
             lakehouse.store().clone(),
         );
@@ -329,7 +329,8 @@ async fn decode_batches(
             let mut writers: JoinSet<Result<(usize, Vec<deltalake::kernel::Add>)>> = JoinSet::new();
             let mut current: Option<(usize, mpsc::Sender<RecordBatch>)> = None;
             let decoding = async {
-                while let Some(&(b, f)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                while let Some(piece) = pieces.list.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let b = piece.batch;
                     let batch = &batches[b];
                     let rows_out = match &mut current {
                         Some((open, tx)) if *open == b => tx,
@@ -350,9 +351,17 @@ async fn decode_batches(
                         rejected: &mut decoded[b].rejected,
                         erased: erased.as_mut(),
                     };
-                    let meta = &batch.files[f];
-                    decoded[b].rows +=
-                        decode_file(&store, batch.source, meta, sink, &batch.stage).await?;
+                    let meta = &batch.files[piece.file];
+                    decoded[b].rows += decode_piece(
+                        &store,
+                        batch.source,
+                        meta,
+                        piece,
+                        &pieces,
+                        sink,
+                        &batch.stage,
+                    )
+                    .await?;
                 }
                 Ok::<_, StediError>(())
             };
@@ -476,12 +485,90 @@ struct Sink<'a> {
     erased: Option<&'a mut TombstoneFilter>,
 }
 
-/// Streams one landed file through the decoder, handing rows over [`BATCH_ROWS`] at a
-/// time; returns the rows decoded.
-async fn decode_file(
+/// A piece of a landed file: the lines that start within `start..end` of it.
+struct Piece {
+    batch: usize,
+    file: usize,
+    /// Its place among the pieces of its file.
+    index: usize,
+    start: u64,
+    end: u64,
+}
+
+/// The pieces every landed file is decoded in, in order (batches, then files, then
+/// position), and the line count of each piece once it is known.
+///
+/// Large files are split so that a few big files (or a single one) keep every core
+/// busy. A piece's first line number depends on the pieces before it in its file: each
+/// worker counts its piece's lines as soon as it has read it, before it waits for the
+/// counts it needs, so pieces taken in order never wait on one that is not under way.
+struct Pieces {
+    list: Vec<Piece>,
+    /// Per batch, per file, per piece: its number of lines, once counted.
+    lines: Vec<Vec<Vec<tokio::sync::watch::Sender<Option<u64>>>>>,
+}
+
+impl Pieces {
+    fn plan(batches: &[Batch], workers: usize) -> Pieces {
+        let total: u64 = batches.iter().flat_map(|b| &b.files).map(|f| f.size).sum();
+        // A few pieces per worker, so that the last ones even out.
+        let size = (total / (workers as u64 * 4).max(1)).clamp(MIN_PIECE, MAX_PIECE);
+        let mut list = Vec::new();
+        let mut lines = Vec::with_capacity(batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let mut files = Vec::with_capacity(batch.files.len());
+            for (f, meta) in batch.files.iter().enumerate() {
+                let n = meta.size.div_ceil(size).max(1);
+                let step = meta.size.div_ceil(n);
+                for index in 0..n as usize {
+                    let start = (index as u64 * step).min(meta.size);
+                    let end = ((index as u64 + 1) * step).min(meta.size);
+                    list.push(Piece {
+                        batch: b,
+                        file: f,
+                        index,
+                        start,
+                        end,
+                    });
+                }
+                files.push(
+                    (0..n)
+                        .map(|_| tokio::sync::watch::Sender::new(None))
+                        .collect(),
+                );
+            }
+            lines.push(files);
+        }
+        Pieces { list, lines }
+    }
+
+    /// Records how many lines `piece` holds.
+    fn counted(&self, piece: &Piece, lines: u64) {
+        self.lines[piece.batch][piece.file][piece.index].send_replace(Some(lines));
+    }
+
+    /// The lines of the file before `piece`, once every earlier piece is counted.
+    async fn lines_before(&self, piece: &Piece) -> u64 {
+        let mut before = 0;
+        for count in &self.lines[piece.batch][piece.file][..piece.index] {
+            let mut count = count.subscribe();
+            // The sender lives as long as `self`, so waiting cannot fail.
+            if let Ok(lines) = count.wait_for(Option::is_some).await {
+                before += lines.unwrap_or(0);
+            }
+        }
+        before
+    }
+}
+
+/// Reads the lines of one piece of a landed file and streams them through the decoder,
+/// handing rows over [`BATCH_ROWS`] at a time; returns the rows decoded.
+async fn decode_piece(
     store: &Arc<dyn object_store::ObjectStore>,
     source: Source,
     meta: &object_store::ObjectMeta,
+    piece: &Piece,
+    pieces: &Pieces,
     sink: Sink<'_>,
     stage: &Stage,
 ) -> Result<u64> {
@@ -490,69 +577,99 @@ async fn decode_file(
         rejected,
         mut erased,
     } = sink;
+    let text = piece_lines(store, meta, piece).await?;
+    stage.inc(piece.end - piece.start);
+    // Every line ends with a newline but perhaps the file's last.
+    let newlines = memchr::memchr_iter(b'\n', &text).count() as u64;
+    let unterminated = !text.is_empty() && !text.ends_with(b"\n");
+    pieces.counted(piece, newlines + u64::from(unterminated));
+    let mut line_no = pieces.lines_before(piece).await;
+
     let file = meta.location.to_string();
     let mut decoder = Decoder::new(source, file.clone());
-    let mut carry: Vec<u8> = Vec::new();
-    let mut line_no = 0u64;
     let mut rows = 0u64;
-    let hand_over = |batch: RecordBatch| async move {
-        out.send(batch).await.map_err(|_| {
-            StediError::Output(format!("the writer of {} stopped", source.landing_table()))
-        })
+    // The file's last line may lack its newline; it is decoded on its own, below.
+    let split = if unterminated {
+        text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+    } else {
+        text.len()
     };
-    // Large reads: a stream of small chunks costs more than the decoding itself.
-    let mut offset = 0u64;
-    while offset < meta.size {
-        let end = (offset + READ_CHUNK).min(meta.size);
-        let chunk = store.get_range(&meta.location, offset..end).await?;
-        offset = end;
-        stage.inc(chunk.len() as u64);
-        let Some(last_newline) = memchr::memrchr(b'\n', &chunk) else {
-            carry.extend_from_slice(&chunk);
-            continue;
-        };
-        let (mut complete, rest) = chunk.split_at(last_newline + 1);
-        if !carry.is_empty() {
-            // Finish the line cut at the end of the previous chunk, copying only it.
-            let first = memchr::memchr(b'\n', complete).map_or(complete.len(), |i| i + 1);
-            carry.extend_from_slice(&complete[..first]);
-            decode_lines(
-                &mut decoder,
-                &carry,
-                &mut line_no,
-                &file,
-                rejected,
-                erased.as_deref_mut(),
-            );
-            carry.clear();
-            complete = &complete[first..];
+    let (mut complete, last) = text.split_at(split);
+    while !complete.is_empty() {
+        let used = decode_lines(
+            &mut decoder,
+            complete,
+            &mut line_no,
+            &file,
+            rejected,
+            erased.as_deref_mut(),
+        );
+        complete = &complete[used..];
+        if decoder.len() >= BATCH_ROWS {
+            rows += decoder.len() as u64;
+            hand_over(out, source, decoder.finish()).await?;
         }
-        while !complete.is_empty() {
-            let used = decode_lines(
-                &mut decoder,
-                complete,
-                &mut line_no,
-                &file,
-                rejected,
-                erased.as_deref_mut(),
-            );
-            complete = &complete[used..];
-            if decoder.len() >= BATCH_ROWS {
-                rows += decoder.len() as u64;
-                hand_over(decoder.finish()).await?;
-            }
-        }
-        carry.extend_from_slice(rest);
     }
-    if !carry.is_empty() {
-        carry.push(b'\n');
-        decode_lines(&mut decoder, &carry, &mut line_no, &file, rejected, erased);
+    if unterminated {
+        let line = [last, b"\n"].concat();
+        decode_lines(&mut decoder, &line, &mut line_no, &file, rejected, erased);
     }
     if !decoder.is_empty() {
         rows += decoder.len() as u64;
-        hand_over(decoder.finish()).await?;
+        hand_over(out, source, decoder.finish()).await?;
     }
     Ok(rows)
+}
+
+async fn hand_over(
+    out: &mpsc::Sender<RecordBatch>,
+    source: Source,
+    batch: RecordBatch,
+) -> Result<()> {
+    out.send(batch).await.map_err(|_| {
+        StediError::Output(format!("the writer of {} stopped", source.landing_table()))
+    })
+}
+
+/// The bytes of the lines that start within a piece: from the first line start at or
+/// after `start` to the end of the line holding byte `end - 1` (read on past `end`).
+async fn piece_lines(
+    store: &Arc<dyn object_store::ObjectStore>,
+    meta: &object_store::ObjectMeta,
+    piece: &Piece,
+) -> Result<Vec<u8>> {
+    if piece.start >= piece.end {
+        return Ok(Vec::new());
+    }
+    // One byte before the piece tells whether a line starts at its first byte.
+    let from = piece.start.saturating_sub(1);
+    let mut text = store
+        .get_range(&meta.location, from..piece.end)
+        .await?
+        .to_vec();
+    if piece.start > 0 {
+        match memchr::memchr(b'\n', &text) {
+            Some(i) => {
+                text.drain(..=i);
+            }
+            // No line starts here: the piece lies inside one that began before it.
+            None => return Ok(Vec::new()),
+        }
+    }
+    if text.is_empty() {
+        return Ok(text);
+    }
+    let mut offset = piece.end;
+    while !text.ends_with(b"\n") && offset < meta.size {
+        let until = (offset + TAIL_READ).min(meta.size);
+        let more = store.get_range(&meta.location, offset..until).await?;
+        offset = until;
+        match memchr::memchr(b'\n', &more) {
+            Some(i) => text.extend_from_slice(&more[..=i]),
+            None => text.extend_from_slice(&more),
+        }
+    }
+    Ok(text)
 }
 
 /// Decodes complete lines (`bytes` ends with a newline) until [`BATCH_ROWS`] rows are
@@ -578,4 +695,135 @@ fn decode_lines(
         }
     }
     start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use object_store::memory::InMemory;
+
+    /// One file cut into pieces of `size` bytes.
+    fn cut(file_size: u64, size: u64) -> Pieces {
+        let n = file_size.div_ceil(size).max(1) as usize;
+        let list = (0..n)
+            .map(|index| Piece {
+                batch: 0,
+                file: 0,
+                index,
+                start: (index as u64 * size).min(file_size),
+                end: ((index as u64 + 1) * size).min(file_size),
+            })
+            .collect();
+        let counts = (0..n)
+            .map(|_| tokio::sync::watch::Sender::new(None))
+            .collect();
+        Pieces {
+            list,
+            lines: vec![vec![counts]],
+        }
+    }
+
+    /// Decodes every piece at once, the last first, and gives each decoded row as
+    /// (line, user) and each rejected line as (line, reason).
+    async fn decode(
+        store: &Arc<dyn object_store::ObjectStore>,
+        meta: &object_store::ObjectMeta,
+        pieces: &Pieces,
+    ) -> (Vec<(i64, String)>, Vec<(u64, &'static str)>) {
+        let stage = Progress::hidden().bytes("test", meta.size);
+        let work = pieces.list.iter().rev().map(|piece| {
+            let stage = &stage;
+            async move {
+                let (tx, mut rx) = mpsc::channel(1024);
+                let mut rejected = Quarantined::default();
+                let sink = Sink {
+                    rows: &tx,
+                    rejected: &mut rejected,
+                    erased: None,
+                };
+                let source = Source::Accelerometer;
+                decode_piece(store, source, meta, piece, pieces, sink, stage)
+                    .await
+                    .unwrap();
+                drop(tx);
+                let mut rows = Vec::new();
+                while let Some(batch) = rx.recv().await {
+                    let lines = batch.column_by_name("_line").unwrap();
+                    let users = batch.column_by_name("user").unwrap().as_string::<i32>();
+                    for (line, user) in lines.as_primitive::<Int64Type>().iter().zip(users) {
+                        rows.push((line.unwrap(), user.unwrap().to_string()));
+                    }
+                }
+                (rows, rejected)
+            }
+        });
+        let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+        for (r, q) in futures::future::join_all(work).await {
+            rows.extend(r);
+            let batch = q.into_batch(Source::Accelerometer);
+            let lines = batch.column(2).as_primitive::<Int64Type>();
+            let reasons = batch.column(3).as_string::<i32>();
+            for (line, reason) in lines.iter().zip(reasons) {
+                let code = [
+                    decode::Reason::MalformedJson,
+                    decode::Reason::MissingField,
+                    decode::Reason::WrongType,
+                ]
+                .into_iter()
+                .find(|r| Some(r.code()) == reason)
+                .unwrap()
+                .code();
+                rejected.push((line.unwrap() as u64, code));
+            }
+        }
+        rows.sort();
+        rejected.sort();
+        (rows, rejected)
+    }
+
+    /// Wherever a file is cut, every line is decoded once, with its own line number:
+    /// short and long lines, blank and malformed ones, and a last line without newline.
+    #[tokio::test]
+    async fn a_file_cut_into_pieces_anywhere_decodes_as_a_whole() {
+        let reading =
+            |user: &str| format!(r#"{{"user":"{user}","timestamp":1,"x":1.0,"y":2.0,"z":3.0}}"#);
+        let long_user = "l".repeat(300);
+        let lines = [
+            reading("a@x"),
+            String::new(),
+            reading("b@x"),
+            "{not json".to_string(),
+            reading(&long_user),
+            "   ".to_string(),
+            r#"{"user":"c@x","timestamp":"soon","x":1,"y":1,"z":1}"#.to_string(),
+            reading("d@x"),
+            reading("e@x"), // no newline after the last line
+        ];
+        let text = lines.join("\n");
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("landing/accelerometer/f.json");
+        store.put(&path, text.clone().into()).await.unwrap();
+        let meta = store.head(&path).await.unwrap();
+        let expected_rows: Vec<(i64, String)> = vec![
+            (1, "a@x".into()),
+            (3, "b@x".into()),
+            (5, long_user.clone()),
+            (8, "d@x".into()),
+            (9, "e@x".into()),
+        ];
+        let expected_rejected = vec![(4, "malformed_json"), (7, "wrong_type")];
+        for size in [1, 2, 3, 5, 8, 13, 40, 64, 100, 333, text.len() as u64] {
+            let pieces = cut(meta.size, size);
+            let (rows, rejected) = decode(&store, &meta, &pieces).await;
+            assert_eq!(rows, expected_rows, "pieces of {size} bytes");
+            assert_eq!(rejected, expected_rejected, "pieces of {size} bytes");
+        }
+        // With a final newline, the last line is the same line.
+        store.put(&path, format!("{text}\n").into()).await.unwrap();
+        let meta = store.head(&path).await.unwrap();
+        let (rows, _) = decode(&store, &meta, &cut(meta.size, 7)).await;
+        assert_eq!(rows, expected_rows);
+    }
 }
