@@ -439,25 +439,32 @@ fn distinct_readings(
     a: Vec<RecordBatch>,
     b: Vec<RecordBatch>,
 ) -> Result<(Vec<RecordBatch>, Option<Span>)> {
-    let mut seen = std::collections::HashSet::new();
     let mut span: Option<Span> = None;
     let (mut serials, mut instants) = (
         arrow::array::StringBuilder::new(),
         arrow::array::Int64Builder::new(),
     );
+    let mut columns = Vec::new();
     for batch in a.iter().chain(&b) {
         let cast = |i: usize, to: &arrow::datatypes::DataType| {
             arrow::compute::cast(batch.column(i), to)
                 .map_err(datafusion::error::DataFusionError::from)
         };
-        let serial = cast(0, &arrow::datatypes::DataType::Utf8)?;
-        let instant = cast(1, &arrow::datatypes::DataType::Int64)?;
+        columns.push((
+            cast(0, &arrow::datatypes::DataType::Utf8)?,
+            cast(1, &arrow::datatypes::DataType::Int64)?,
+        ));
+    }
+    // Keys borrow from the columns, hashed quickly: tens of thousands of readings.
+    let mut seen: std::collections::HashSet<(Option<&str>, Option<i64>), ahash::RandomState> =
+        std::collections::HashSet::default();
+    for (serial, instant) in &columns {
         let (serial, instant) = (
             serial.as_string::<i32>(),
             instant.as_primitive::<arrow::datatypes::Int64Type>(),
         );
         for (s, t) in serial.iter().zip(instant.iter()) {
-            if seen.insert((s.map(str::to_owned), t)) {
+            if seen.insert((s, t)) {
                 serials.append_option(s);
                 instants.append_option(t);
                 if let Some(t) = t {
