@@ -40,6 +40,10 @@ const MAX_SLICE_BYTES: usize = 256 << 20;
 /// Data files read at once when looking for a few customers.
 const FILES_AT_ONCE: usize = 4;
 
+/// Bytes read from the end of a data file at first: its footer and metadata then come
+/// in one request instead of two.
+const FOOTER_HINT: usize = 64 * 1024;
+
 /// Which rows of a table a slice holds.
 pub struct Restriction<'a> {
     /// The grain of the models the slice is read for: a table is restricted differently
@@ -169,7 +173,7 @@ async fn read_file(
     };
     let file = PartitionedFile::from(store.head(&path).await?);
     let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(store)
-        .create_reader(0, file, None, &ExecutionPlanMetricsSet::new())?;
+        .create_reader(0, file, Some(FOOTER_HINT), &ExecutionPlanMetricsSet::new())?;
     let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(parquet)?;
