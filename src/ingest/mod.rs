@@ -310,7 +310,11 @@ async fn decode_batches(
     tombstones: Option<Arc<Tombstones>>,
 ) -> Result<Vec<Decoded>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pieces = Arc::new(Pieces::plan(&batches, workers));
+    let sizes: Vec<Vec<u64>> = batches
+        .iter()
+        .map(|b| b.files.iter().map(|f| f.size).collect())
+        .collect();
+    let pieces = Arc::new(Pieces::plan(&sizes, workers));
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers.min(pieces.list.len()) {
@@ -509,20 +513,21 @@ struct Pieces {
 }
 
 impl Pieces {
-    fn plan(batches: &[Batch], workers: usize) -> Pieces {
-        let total: u64 = batches.iter().flat_map(|b| &b.files).map(|f| f.size).sum();
+    /// Pieces for files of the given sizes (per batch, per file), for `workers` workers.
+    fn plan(sizes: &[Vec<u64>], workers: usize) -> Pieces {
+        let total: u64 = sizes.iter().flatten().sum();
         // A few pieces per worker, so that the last ones even out.
         let size = (total / (workers as u64 * 4).max(1)).clamp(MIN_PIECE, MAX_PIECE);
         let mut list = Vec::new();
-        let mut lines = Vec::with_capacity(batches.len());
-        for (b, batch) in batches.iter().enumerate() {
-            let mut files = Vec::with_capacity(batch.files.len());
-            for (f, meta) in batch.files.iter().enumerate() {
-                let n = meta.size.div_ceil(size).max(1);
-                let step = meta.size.div_ceil(n);
+        let mut lines = Vec::with_capacity(sizes.len());
+        for (b, batch) in sizes.iter().enumerate() {
+            let mut files = Vec::with_capacity(batch.len());
+            for (f, &file_size) in batch.iter().enumerate() {
+                let n = file_size.div_ceil(size).max(1);
+                let step = file_size.div_ceil(n);
                 for index in 0..n as usize {
-                    let start = (index as u64 * step).min(meta.size);
-                    let end = ((index as u64 + 1) * step).min(meta.size);
+                    let start = (index as u64 * step).min(file_size);
+                    let end = ((index as u64 + 1) * step).min(file_size);
                     list.push(Piece {
                         batch: b,
                         file: f,
@@ -781,6 +786,56 @@ mod tests {
         rows.sort();
         rejected.sort();
         (rows, rejected)
+    }
+
+    /// Each file's pieces follow one another from its first byte to its last, none larger
+    /// than a worker should hold; one large file is cut for every worker to share, many
+    /// small ones are not cut at all.
+    #[test]
+    fn pieces_cover_each_file_exactly_and_spread_a_large_one() {
+        const MIB: u64 = 1024 * 1024;
+        let cases = [
+            vec![vec![8 * MIB], vec![300 * 1024, 0], vec![3 * MIB]],
+            vec![vec![400 * MIB]],
+            vec![(0..100).map(|_| 8 * MIB).collect()],
+            vec![vec![0]],
+        ];
+        for sizes in cases {
+            let pieces = Pieces::plan(&sizes, 2);
+            for (b, files) in sizes.iter().enumerate() {
+                for (f, &size) in files.iter().enumerate() {
+                    let mine: Vec<&Piece> = pieces
+                        .list
+                        .iter()
+                        .filter(|p| p.batch == b && p.file == f)
+                        .collect();
+                    assert!(!mine.is_empty());
+                    assert_eq!(mine.len(), pieces.lines[b][f].len());
+                    let mut at = 0;
+                    for (i, p) in mine.iter().enumerate() {
+                        assert_eq!((p.index, p.start), (i, at), "{sizes:?}");
+                        assert!(p.end - p.start <= MAX_PIECE);
+                        at = p.end;
+                    }
+                    assert_eq!(at, size);
+                }
+            }
+            // In order: batches, files, then position.
+            let order: Vec<_> = pieces
+                .list
+                .iter()
+                .map(|p| (p.batch, p.file, p.index))
+                .collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]));
+        }
+        // One big file alone: several pieces per worker; a hundred files: none cut.
+        assert!(Pieces::plan(&[vec![8 * MIB]], 2).list.len() >= 4);
+        assert_eq!(
+            Pieces::plan(&[(0..100).map(|_| 8 * MIB).collect()], 2)
+                .list
+                .len(),
+            100
+        );
     }
 
     /// Wherever a file is cut, every line is decoded once, with its own line number:
