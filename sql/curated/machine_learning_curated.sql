@@ -6,48 +6,17 @@
 --
 -- incremental: per reading
 
-WITH customers AS (
-    -- The curated customers, numbered: joining by numbers is far cheaper than by text.
-    SELECT
-        customer_id(email) AS customer,
-        customer_key,
-        row_number() OVER (ORDER BY customer_key) AS number
-    FROM customers_curated
-),
-
-steps AS (
-    SELECT
-        s.sensorReadingTime,
-        s.serialNumber,
-        s.distanceFromObject,
-        s.customer_key,
-        c.number
-    FROM step_trainer_trusted AS s
-    JOIN customers AS c
-        ON c.customer_key = s.customer_key
-),
-
-phones AS (
-    SELECT
-        c.number,
-        a.timestamp,
-        a.x,
-        a.y,
-        a.z
-    FROM accelerometer_trusted AS a
-    JOIN customers AS c
-        ON customer_id(a.user) = c.customer
-)
-
 SELECT
     s.sensorReadingTime,
     s.serialNumber,
     s.distanceFromObject,
     s.customer_key,
-    p.x,
-    p.y,
-    p.z
-FROM steps AS s
-JOIN phones AS p
-    ON p.number = s.number
-   AND p.timestamp = s.sensorReadingTime
+    a.x,
+    a.y,
+    a.z
+FROM step_trainer_trusted AS s
+JOIN customers_curated AS c
+    ON c.customer_key = s.customer_key
+JOIN accelerometer_trusted AS a
+    ON customer_id(a.user) = customer_id(c.email)
+   AND a.timestamp = s.sensorReadingTime
