@@ -159,6 +159,8 @@ pub struct Affected {
     pub addresses: Vec<String>,
     /// `affected_readings(serialNumber, sensorReadingTime)`.
     pub readings: Vec<RecordBatch>,
+    /// The distinct serial numbers of the affected readings, sorted.
+    pub serials: Vec<String>,
     /// The earliest and latest instant of the affected readings: a range that file and
     /// row-group statistics can skip whole files by.
     pub span: Option<Span>,
@@ -356,6 +358,7 @@ pub async fn affected(
         customers,
         addresses: Vec::new(),
         readings: Vec::new(),
+        serials: Vec::new(),
         span: None,
         customers_seen_before: false,
         readings_seen_before: false,
@@ -414,6 +417,7 @@ pub async fn affected(
         customer_readings = readings;
     }
     let (readings, span) = distinct_readings(step_readings, customer_readings)?;
+    affected.serials = distinct_serials(&readings);
     affected.readings = readings;
     affected.span = span;
     if affected.reading_count() > 0 {
@@ -488,6 +492,15 @@ fn distinct_readings(
     Ok((vec![batch], span))
 }
 
+/// The distinct serial numbers of readings as [`distinct_readings`] gives them, sorted.
+fn distinct_serials(readings: &[RecordBatch]) -> Vec<String> {
+    let mut serials = std::collections::BTreeSet::new();
+    for batch in readings {
+        serials.extend(batch.column(0).as_string::<i32>().iter().flatten());
+    }
+    serials.into_iter().map(str::to_string).collect()
+}
+
 /// Whether a table is keyed by step-trainer reading.
 fn has_reading_key(schema: &SchemaRef) -> bool {
     schema.column_with_name("serialNumber").is_some()
@@ -524,7 +537,13 @@ fn belongs(grain: Grain, schema: &SchemaRef, table: &str, affected: &Affected) -
                 ))
             } else if schema.column_with_name("serialNumber").is_some() {
                 // Customers: a reading can only be theirs under their serial number.
-                Ok("t.\"serialNumber\" IN (SELECT DISTINCT \"serialNumber\" FROM affected_readings)".to_string())
+                // Listed, the serial numbers are checked while the table is read, and
+                // only the customers that have one are decoded whole.
+                Ok(one_of(
+                    "t.\"serialNumber\"",
+                    &affected.serials,
+                    "SELECT DISTINCT \"serialNumber\" FROM affected_readings",
+                ))
             } else {
                 // A table without instants or serial numbers is read whole.
                 Ok("true".to_string())
@@ -543,7 +562,11 @@ pub async fn restricted_session(
     affected: &Affected,
     register_functions: impl Fn(&SessionContext),
 ) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
+    // Restrictions are checked while data files are read, so that the other columns are
+    // decoded only for the rows that pass (a few of a table).
+    let mut config = base.copied_config();
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    let ctx = SessionContext::new_with_config_rt(config, base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
     // Each input restricted at the same time: most are read from storage.
