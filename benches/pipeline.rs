@@ -16,7 +16,8 @@
 //! `genN` (`stedi generate --customers N`). Inputs are made once and cached under
 //! `$STEDI_BENCH_DIR` (default: the system temp folder). Every run gets a fresh
 //! lakehouse whose landing folders hold hard links to the input files, so only
-//! `stedi run` is timed. Wall time and CPU time are medians over the runs; peak memory
+//! `stedi run` is timed, and each timed run starts with nothing left to write back from
+//! the one before. Wall time and CPU time are medians over the runs; peak memory
 //! is the largest resident set of the process (from `wait4`). The reference needs
 //! `python3` with `duckdb` (`pip install duckdb`); it runs twice per run, as written
 //! (tables kept in memory) and writing its trusted and curated tables as Parquet.
@@ -39,6 +40,10 @@ struct Measured {
 // The child is reaped by `wait4` below, which also gives its resource usage.
 #[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Measured {
+    // Whatever the previous run left to write back to disk is written now, not while
+    // this one is timed.
+    // SAFETY: `sync` takes no arguments and only flushes the kernel's buffers.
+    unsafe { libc::sync() };
     let start = Instant::now();
     let child = cmd
         .stdout(std::process::Stdio::null())
