@@ -45,7 +45,7 @@ const MAX_PIECE: u64 = 16 * 1024 * 1024;
 /// The fewest: below this, splitting a file costs more than it spreads.
 const MIN_PIECE: u64 = 1024 * 1024;
 
-/// Bytes read at a time past a piece's end, to finish its last line.
+/// Bytes first read past a piece's end to finish its last line (then twice as many).
 const TAIL_READ: u64 = 64 * 1024;
 
 /// What ingesting one source did in this run.
@@ -664,9 +664,11 @@ async fn piece_lines(
     if text.is_empty() {
         return Ok(text);
     }
-    let mut offset = piece.end;
+    let (mut offset, mut step) = (piece.end, TAIL_READ);
     while !text.ends_with(b"\n") && offset < meta.size {
-        let until = (offset + TAIL_READ).min(meta.size);
+        // Doubling, so that a very long line takes few requests.
+        let until = (offset + step).min(meta.size);
+        step = (step * 2).min(MAX_PIECE);
         let more = store.get_range(&meta.location, offset..until).await?;
         offset = until;
         match memchr::memchr(b'\n', &more) {
@@ -836,6 +838,24 @@ mod tests {
                 .len(),
             100
         );
+    }
+
+    /// A line longer than several reads past a piece's end is read whole, once.
+    #[tokio::test]
+    async fn a_line_longer_than_the_reads_past_a_piece_is_read_whole() {
+        let long_user = "u".repeat(3 * TAIL_READ as usize);
+        let line =
+            |user: &str| format!(r#"{{"user":"{user}","timestamp":1,"x":1.0,"y":2.0,"z":3.0}}"#);
+        let text = [line("a@x"), line(&long_user), line("b@x")].join("\n") + "\n";
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("landing/accelerometer/long.json");
+        store.put(&path, text.into()).await.unwrap();
+        let meta = store.head(&path).await.unwrap();
+        let (rows, rejected) = decode(&store, &meta, &cut(meta.size, TAIL_READ / 2)).await;
+        let expected: Vec<(i64, String)> =
+            vec![(1, "a@x".into()), (2, long_user), (3, "b@x".into())];
+        assert_eq!(rows, expected);
+        assert!(rejected.is_empty());
     }
 
     /// Wherever a file is cut, every line is decoded once, with its own line number:
