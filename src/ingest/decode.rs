@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder};
+use arrow::array::{
+    ArrayRef, ArrowPrimitiveType, Float64Builder, Int64Builder, PrimitiveBuilder, StringBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -356,28 +358,23 @@ impl Decoder {
             let bytes = b.values_slice().len();
             Arc::new(std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish())
         }
+        fn numbers<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>, rows: usize) -> ArrayRef {
+            Arc::new(std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish())
+        }
         let mut arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
             .map(|c| match c {
                 Column::Text(b) => text(b, rows),
-                Column::Int(b) => {
-                    Arc::new(std::mem::replace(b, Int64Builder::with_capacity(rows)).finish())
-                        as ArrayRef
-                }
-                Column::Real(b) => {
-                    Arc::new(std::mem::replace(b, Float64Builder::with_capacity(rows)).finish())
-                        as ArrayRef
-                }
+                Column::Int(b) => numbers(b, rows),
+                Column::Real(b) => numbers(b, rows),
             })
             .collect();
         if let Some(customers) = self.customer.as_mut() {
             arrays.push(text(customers, rows));
         }
         arrays.push(text(&mut self.file_column, rows));
-        arrays.push(Arc::new(
-            std::mem::replace(&mut self.lines, Int64Builder::with_capacity(rows)).finish(),
-        ));
+        arrays.push(numbers(&mut self.lines, rows));
         self.rows = 0;
         // The arrays are built from the schema's own field list, so they always match it.
         RecordBatch::try_new(self.source.landing_schema(), arrays)

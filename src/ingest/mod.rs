@@ -333,7 +333,11 @@ async fn decode_batches(
             let mut writers: JoinSet<Result<(usize, Vec<deltalake::kernel::Add>)>> = JoinSet::new();
             let mut current: Option<(usize, mpsc::Sender<RecordBatch>)> = None;
             let decoding = async {
-                while let Some(piece) = pieces.list.get(next.fetch_add(1, Ordering::Relaxed)) {
+                loop {
+                    let at = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(piece) = pieces.list.get(at) else {
+                        break;
+                    };
                     let b = piece.batch;
                     let batch = &batches[b];
                     let rows_out = match &mut current {
@@ -356,16 +360,9 @@ async fn decode_batches(
                         erased: erased.as_mut(),
                     };
                     let meta = &batch.files[piece.file];
-                    decoded[b].rows += decode_piece(
-                        &store,
-                        batch.source,
-                        meta,
-                        piece,
-                        &pieces,
-                        sink,
-                        &batch.stage,
-                    )
-                    .await?;
+                    decoded[b].rows +=
+                        decode_piece(&store, batch.source, meta, &pieces, at, sink, &batch.stage)
+                            .await?;
                 }
                 Ok::<_, StediError>(())
             };
@@ -508,8 +505,8 @@ struct Piece {
 /// counts it needs, so pieces taken in order never wait on one that is not under way.
 struct Pieces {
     list: Vec<Piece>,
-    /// Per batch, per file, per piece: its number of lines, once counted.
-    lines: Vec<Vec<Vec<tokio::sync::watch::Sender<Option<u64>>>>>,
+    /// Per piece of `list`: its number of lines, once counted.
+    lines: Vec<tokio::sync::watch::Sender<Option<u64>>>,
 }
 
 impl Pieces {
@@ -519,43 +516,43 @@ impl Pieces {
         // A few pieces per worker, so that the last ones even out.
         let size = (total / (workers as u64 * 4).max(1)).clamp(MIN_PIECE, MAX_PIECE);
         let mut list = Vec::new();
-        let mut lines = Vec::with_capacity(sizes.len());
         for (b, batch) in sizes.iter().enumerate() {
-            let mut files = Vec::with_capacity(batch.len());
             for (f, &file_size) in batch.iter().enumerate() {
                 let n = file_size.div_ceil(size).max(1);
                 let step = file_size.div_ceil(n);
                 for index in 0..n as usize {
-                    let start = (index as u64 * step).min(file_size);
-                    let end = ((index as u64 + 1) * step).min(file_size);
                     list.push(Piece {
                         batch: b,
                         file: f,
                         index,
-                        start,
-                        end,
+                        start: (index as u64 * step).min(file_size),
+                        end: ((index as u64 + 1) * step).min(file_size),
                     });
                 }
-                files.push(
-                    (0..n)
-                        .map(|_| tokio::sync::watch::Sender::new(None))
-                        .collect(),
-                );
             }
-            lines.push(files);
         }
+        Pieces::of(list)
+    }
+
+    /// `list` (each file's pieces one after another, in order) with nothing counted yet.
+    fn of(list: Vec<Piece>) -> Pieces {
+        let lines = list
+            .iter()
+            .map(|_| tokio::sync::watch::Sender::new(None))
+            .collect();
         Pieces { list, lines }
     }
 
-    /// Records how many lines `piece` holds.
-    fn counted(&self, piece: &Piece, lines: u64) {
-        self.lines[piece.batch][piece.file][piece.index].send_replace(Some(lines));
+    /// Records how many lines piece `at` holds.
+    fn counted(&self, at: usize, lines: u64) {
+        self.lines[at].send_replace(Some(lines));
     }
 
-    /// The lines of the file before `piece`, once every earlier piece is counted.
-    async fn lines_before(&self, piece: &Piece) -> u64 {
+    /// The lines of the file before piece `at`, once every earlier piece of it is
+    /// counted (they are the `index` pieces just before it in the list).
+    async fn lines_before(&self, at: usize) -> u64 {
         let mut before = 0;
-        for count in &self.lines[piece.batch][piece.file][..piece.index] {
+        for count in &self.lines[at - self.list[at].index..at] {
             let mut count = count.subscribe();
             // The sender lives as long as `self`, so waiting cannot fail.
             if let Ok(lines) = count.wait_for(Option::is_some).await {
@@ -566,14 +563,14 @@ impl Pieces {
     }
 }
 
-/// Reads the lines of one piece of a landed file and streams them through the decoder,
+/// Reads the lines of piece `at` of a landed file and streams them through the decoder,
 /// handing rows over [`BATCH_ROWS`] at a time; returns the rows decoded.
 async fn decode_piece(
     store: &Arc<dyn object_store::ObjectStore>,
     source: Source,
     meta: &object_store::ObjectMeta,
-    piece: &Piece,
     pieces: &Pieces,
+    at: usize,
     sink: Sink<'_>,
     stage: &Stage,
 ) -> Result<u64> {
@@ -582,24 +579,20 @@ async fn decode_piece(
         rejected,
         mut erased,
     } = sink;
-    let text = piece_lines(store, meta, piece).await?;
+    let piece = &pieces.list[at];
+    let mut text = piece_lines(store, meta, piece).await?;
     stage.inc(piece.end - piece.start);
-    // Every line ends with a newline but perhaps the file's last.
-    let newlines = memchr::memchr_iter(b'\n', &text).count() as u64;
-    let unterminated = !text.is_empty() && !text.ends_with(b"\n");
-    pieces.counted(piece, newlines + u64::from(unterminated));
-    let mut line_no = pieces.lines_before(piece).await;
+    // Every line ends with a newline but perhaps the file's last, which is given one.
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    pieces.counted(at, memchr::memchr_iter(b'\n', &text).count() as u64);
+    let mut line_no = pieces.lines_before(at).await;
 
     let file = meta.location.to_string();
     let mut decoder = Decoder::new(source, file.clone());
     let mut rows = 0u64;
-    // The file's last line may lack its newline; it is decoded on its own, below.
-    let split = if unterminated {
-        text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
-    } else {
-        text.len()
-    };
-    let (mut complete, last) = text.split_at(split);
+    let mut complete = &text[..];
     while !complete.is_empty() {
         let used = decode_lines(
             &mut decoder,
@@ -614,10 +607,6 @@ async fn decode_piece(
             rows += decoder.len() as u64;
             hand_over(out, source, decoder.finish()).await?;
         }
-    }
-    if unterminated {
-        let line = [last, b"\n"].concat();
-        decode_lines(&mut decoder, &line, &mut line_no, &file, rejected, erased);
     }
     if !decoder.is_empty() {
         rows += decoder.len() as u64;
@@ -648,22 +637,21 @@ async fn piece_lines(
     }
     // One byte before the piece tells whether a line starts at its first byte.
     let from = piece.start.saturating_sub(1);
-    let mut text = store
-        .get_range(&meta.location, from..piece.end)
-        .await?
-        .to_vec();
-    if piece.start > 0 {
-        match memchr::memchr(b'\n', &text) {
-            Some(i) => {
-                text.drain(..=i);
-            }
+    let read = store.get_range(&meta.location, from..piece.end).await?;
+    let first_line = if piece.start == 0 {
+        0
+    } else {
+        match memchr::memchr(b'\n', &read) {
+            Some(i) => i + 1,
             // No line starts here: the piece lies inside one that began before it.
             None => return Ok(Vec::new()),
         }
+    };
+    if first_line == read.len() {
+        return Ok(Vec::new());
     }
-    if text.is_empty() {
-        return Ok(text);
-    }
+    let mut text = Vec::with_capacity(read.len() - first_line + TAIL_READ as usize);
+    text.extend_from_slice(&read[first_line..]);
     let (mut offset, mut step) = (piece.end, TAIL_READ);
     while !text.ends_with(b"\n") && offset < meta.size {
         // Doubling, so that a very long line takes few requests.
@@ -714,22 +702,17 @@ mod tests {
     /// One file cut into pieces of `size` bytes.
     fn cut(file_size: u64, size: u64) -> Pieces {
         let n = file_size.div_ceil(size).max(1) as usize;
-        let list = (0..n)
-            .map(|index| Piece {
-                batch: 0,
-                file: 0,
-                index,
-                start: (index as u64 * size).min(file_size),
-                end: ((index as u64 + 1) * size).min(file_size),
-            })
-            .collect();
-        let counts = (0..n)
-            .map(|_| tokio::sync::watch::Sender::new(None))
-            .collect();
-        Pieces {
-            list,
-            lines: vec![vec![counts]],
-        }
+        Pieces::of(
+            (0..n)
+                .map(|index| Piece {
+                    batch: 0,
+                    file: 0,
+                    index,
+                    start: (index as u64 * size).min(file_size),
+                    end: ((index as u64 + 1) * size).min(file_size),
+                })
+                .collect(),
+        )
     }
 
     /// Decodes every piece at once, the last first, and gives each decoded row as
@@ -740,7 +723,7 @@ mod tests {
         pieces: &Pieces,
     ) -> (Vec<(i64, String)>, Vec<(u64, &'static str)>) {
         let stage = Progress::hidden().bytes("test", meta.size);
-        let work = pieces.list.iter().rev().map(|piece| {
+        let work = (0..pieces.list.len()).rev().map(|at| {
             let stage = &stage;
             async move {
                 let (tx, mut rx) = mpsc::channel(1024);
@@ -751,7 +734,7 @@ mod tests {
                     erased: None,
                 };
                 let source = Source::Accelerometer;
-                decode_piece(store, source, meta, piece, pieces, sink, stage)
+                decode_piece(store, source, meta, pieces, at, sink, stage)
                     .await
                     .unwrap();
                 drop(tx);
@@ -812,7 +795,7 @@ mod tests {
                         .filter(|p| p.batch == b && p.file == f)
                         .collect();
                     assert!(!mine.is_empty());
-                    assert_eq!(mine.len(), pieces.lines[b][f].len());
+                    assert_eq!(pieces.lines.len(), pieces.list.len());
                     let mut at = 0;
                     for (i, p) in mine.iter().enumerate() {
                         assert_eq!((p.index, p.start), (i, at), "{sizes:?}");

@@ -142,10 +142,13 @@ fn normalized(email: &str) -> String {
 /// Normalizes a column of addresses, returning it unchanged when every value already is.
 fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
     macro_rules! normalize {
-        ($values:expr, $builder:ty) => {{
+        ($values:expr, $builder:ty, $lowered_whole:expr) => {{
             let values = $values;
             if values.iter().flatten().all(is_customer_id) {
                 return Ok(array);
+            }
+            if let Some(lowered) = $lowered_whole {
+                return Ok(lowered);
             }
             let mut out = <$builder>::new();
             for v in values.iter() {
@@ -156,18 +159,14 @@ fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
     }
     match array.data_type() {
         DataType::Utf8View => {
-            if let Some(lowered) = ascii::lowercase_view(array.as_string_view()) {
-                return Ok(lowered);
-            }
-            normalize!(array.as_string_view(), StringViewBuilder)
+            let values = array.as_string_view();
+            normalize!(values, StringViewBuilder, ascii::lowercase_view(values))
         }
         DataType::Utf8 => {
-            if let Some(lowered) = ascii::lowercase(array.as_string::<i32>()) {
-                return Ok(lowered);
-            }
-            normalize!(array.as_string::<i32>(), StringBuilder)
+            let values = array.as_string::<i32>();
+            normalize!(values, StringBuilder, ascii::lowercase(values))
         }
-        DataType::LargeUtf8 => normalize!(array.as_string::<i64>(), LargeStringBuilder),
+        DataType::LargeUtf8 => normalize!(array.as_string::<i64>(), LargeStringBuilder, None),
         other => datafusion::common::exec_err!("customer_id takes text, not {other}"),
     }
 }
