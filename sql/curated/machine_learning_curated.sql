@@ -6,6 +6,12 @@
 --
 -- incremental: per reading
 
+WITH customers AS (
+    -- Each curated customer's address normalized once, before it is joined.
+    SELECT customer_key, customer_id(email) AS customer
+    FROM customers_curated
+)
+
 SELECT
     s.sensorReadingTime,
     s.serialNumber,
@@ -15,8 +21,8 @@ SELECT
     a.y,
     a.z
 FROM step_trainer_trusted AS s
-JOIN customers_curated AS c
+JOIN customers AS c
     ON c.customer_key = s.customer_key
 JOIN accelerometer_trusted AS a
-    ON customer_id(a.user) = customer_id(c.email)
+    ON customer_id(a.user) = c.customer
    AND a.timestamp = s.sensorReadingTime

@@ -625,6 +625,14 @@ mod tests {
             r#"{"user":"a" "timestamp":1}"#,
             "{}",
             "{\"user\":\"tab\there\",\"timestamp\":1,\"x\":1,\"y\":1,\"z\":1}",
+            r#"{"use":"a","userx":"b","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"us\u0065r":"a","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"0123456\"89","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"01234567\u0041bcdef","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"user":"a.much.longer.address+1@example.com","timestamp":1,"x":1,"y":1,"z":1}"#,
+            r#"{"timestamp":1,"user":"order changed","z":1,"y":1,"x":1}"#,
+            r#"{"user""timestamp":1}"#,
+            r#"{"user"#,
         ];
         let fields = Source::Accelerometer.fields();
         for line in lines {

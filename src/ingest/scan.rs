@@ -33,20 +33,27 @@ pub(super) fn scan_flat<'a>(
     // The field the next key most likely names: the one after the last key found.
     let mut expected = 0;
     loop {
-        let (key, next) = string(line, i)?;
-        if !key.is_ascii() {
-            text(key)?;
-        }
+        // The key: most often the expected field's name, compared in place with no
+        // search for its end; else any string, looked up among the fields.
+        let (slot, next) = match expected_key(line, i, fields.get(expected)) {
+            Some(next) => (Some(expected), next),
+            None => {
+                let (key, next) = string(line, i)?;
+                if !key.is_ascii() {
+                    text(key)?;
+                }
+                (
+                    fields.iter().position(|f| same(f.name.as_bytes(), key)),
+                    next,
+                )
+            }
+        };
         i = skip_ws(line, next);
         if line.get(i) != Some(&b':') {
             return None;
         }
         i = skip_ws(line, i + 1);
         let (value, next) = value(line, i)?;
-        let slot = match fields.get(expected) {
-            Some(f) if same(f.name.as_bytes(), key) => Some(expected),
-            _ => fields.iter().position(|f| same(f.name.as_bytes(), key)),
-        };
         if let Some(slot) = slot {
             values[slot] = value;
             expected = slot + 1;
@@ -58,6 +65,18 @@ pub(super) fn scan_flat<'a>(
             _ => return None,
         }
     }
+}
+
+/// Where the key at `line[i]` ends, when it is exactly `field`'s name: a quote, the
+/// name's bytes (which hold no quote or escape) and a quote.
+#[inline]
+fn expected_key(line: &[u8], i: usize, field: Option<&FieldSpec>) -> Option<usize> {
+    let name = field?.name.as_bytes();
+    let close = i + 1 + name.len();
+    (line.get(i) == Some(&b'"')
+        && line.get(close) == Some(&b'"')
+        && same(&line[i + 1..close], name))
+    .then_some(close + 1)
 }
 
 /// Byte equality of a key and a field name, compared in place: names are a few bytes
@@ -94,10 +113,36 @@ fn string(line: &[u8], i: usize) -> Option<(&[u8], usize)> {
         return None;
     }
     let start = i + 1;
-    let mut j = start;
+    let close = closing_quote(line, start)?;
+    Some((&line[start..close], close + 1))
+}
+
+/// The index of the first quote at or after `from`, or `None` when a backslash or a
+/// control character comes first (or nothing does).
+///
+/// Eight bytes are tested at a time: a quote, a backslash or a byte below 0x20 sets its
+/// high bit in `hits`. The lowest bit set is always a true hit (a false one can only
+/// arise above a true one, from a borrow), so it is the first stop.
+#[inline]
+fn closing_quote(line: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut j = from;
+    while let Some(chunk) = line.get(j..).and_then(<[u8]>::first_chunk::<8>) {
+        let v = u64::from_le_bytes(*chunk);
+        let hits = zero_bytes(v ^ (ONES * u64::from(b'"')))
+            | zero_bytes(v ^ (ONES * u64::from(b'\\')))
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if hits != 0 {
+            let k = j + (hits.trailing_zeros() / 8) as usize;
+            return (line[k] == b'"').then_some(k);
+        }
+        j += 8;
+    }
     loop {
         match *line.get(j)? {
-            b'"' => return Some((&line[start..j], j + 1)),
+            b'"' => return Some(j),
             b'\\' | 0..0x20 => return None,
             _ => j += 1,
         }
@@ -342,6 +387,47 @@ mod tests {
             r#"{"sensorReadingTime":1,"serialNumber":"s","distanceFromObject":2,"a":"%"}"#;
         assert!(scan(&line(unknown_value, "é".as_bytes())));
         assert!(!scan(&line(unknown_value, &[0xe2, 0x82])));
+    }
+
+    /// The eight-at-a-time search stops where a byte-by-byte one does, whatever the
+    /// stop and wherever it falls in a group of eight, and whatever bytes surround it.
+    #[test]
+    fn the_end_of_a_string_is_found_as_a_byte_by_byte_search_finds_it() {
+        let one_by_one = |line: &[u8], from: usize| -> Option<usize> {
+            let k = from
+                + line[from..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            (line[k] == b'"').then_some(k)
+        };
+        let stops = [b'"', b'\\', 0x00, 0x1f];
+        let others = [b'a', b' ', 0x21, 0x5b, 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            for from in 0..3.min(len + 1) {
+                for &fill in &others {
+                    let mut line = vec![fill; len];
+                    assert_eq!(closing_quote(&line, from), one_by_one(&line, from));
+                    for at in from..len {
+                        for &stop in &stops {
+                            line[at] = stop;
+                            // And a second stop after the first, of another kind.
+                            for &later in &stops {
+                                let mut twice = line.clone();
+                                if at + 1 < len {
+                                    twice[(at + 1 + len) / 2] = later;
+                                }
+                                assert_eq!(
+                                    closing_quote(&twice, from),
+                                    one_by_one(&twice, from),
+                                    "{twice:?} from {from}"
+                                );
+                            }
+                            line[at] = fill;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -172,13 +172,17 @@ fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
 }
 
 /// The common case of [`customer_ids`], a column of ASCII addresses without padding:
-/// lower-casing then changes no length, so the column's buffers are lower-cased whole,
-/// a few bytes at a time, and its offsets (or views) and nulls are kept.
+/// lower-casing then changes no length, so the values are lower-cased as one run of
+/// bytes, a few at a time, and offsets (or view lengths) and nulls are kept.
+///
+/// Only the bytes the column's values use are copied. A column cut out of a larger one
+/// (a slice, or the output of a join, whose views point into the join's whole build
+/// side) would otherwise have all of the larger column's text copied for every batch.
 mod ascii {
     use std::sync::Arc;
 
     use arrow::array::{Array, ArrayRef, StringArray, StringViewArray};
-    use arrow::buffer::{Buffer, ScalarBuffer};
+    use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
     /// `None` when a value is not ASCII or starts or ends with a space.
     pub(super) fn lowercase(array: &StringArray) -> Option<ArrayRef> {
@@ -188,43 +192,69 @@ mod ascii {
         if !bytes.is_ascii() || (0..array.len()).any(|i| padded(array.value(i).as_bytes())) {
             return None;
         }
-        // Offsets stay valid for the lower-cased copy: only the bytes they point into
-        // change, byte for byte.
-        let mut lowered = array.value_data().to_vec();
-        lowered[first..last].make_ascii_lowercase();
+        // Shifted offsets stay valid for the lower-cased copy: only the bytes they point
+        // into change, byte for byte.
+        let shift = first as i32;
+        let offsets = OffsetBuffer::new(offsets.iter().map(|o| o - shift).collect());
         StringArray::try_new(
-            array.offsets().clone(),
-            Buffer::from_vec(lowered),
+            offsets,
+            Buffer::from_vec(bytes.to_ascii_lowercase()),
             array.nulls().cloned(),
         )
         .ok()
         .map(|a| Arc::new(a) as ArrayRef)
     }
 
-    /// [`lowercase`] of a view array: the inline bytes of each view and every data buffer.
+    /// [`lowercase`] of a view array. Short values are lower-cased in their views. Long
+    /// ones are lower-cased where they are when the array's buffers hold little else
+    /// (a column as the Parquet reader gives it), and are otherwise copied, lower-cased,
+    /// into one new buffer (a join's output, whose buffers are its whole build side).
     pub(super) fn lowercase_view(array: &StringViewArray) -> Option<ArrayRef> {
-        if !array.data_buffers().iter().all(|b| b.is_ascii()) {
-            return None;
-        }
-        let mut views: Vec<u128> = array.views().to_vec();
-        for (i, view) in views.iter_mut().enumerate() {
-            let len = *view as u32 as usize;
-            let mut bytes = view.to_le_bytes();
-            // Short values are inline after the length; long ones keep a 4-byte prefix.
-            let inline = if len <= 12 { len } else { 4 };
-            if !bytes[4..4 + inline].is_ascii()
-                || (array.is_valid(i) && padded(array.value(i).as_bytes()))
-            {
+        let long: usize = array
+            .views()
+            .iter()
+            .map(|v| *v as u32 as usize)
+            .filter(|len| *len > 12)
+            .sum();
+        let held: usize = array.data_buffers().iter().map(|b| b.len()).sum();
+        let in_place = held <= 2 * long;
+        let mut text: Vec<u8> = Vec::with_capacity(if in_place { 0 } else { long });
+        let mut views: Vec<u128> = Vec::with_capacity(array.len());
+        for (i, view) in array.views().iter().enumerate() {
+            if array.is_null(i) {
+                views.push(0);
+                continue;
+            }
+            let value = array.value(i).as_bytes();
+            if !value.is_ascii() || padded(value) {
                 return None;
             }
+            let len = value.len();
+            let mut bytes = view.to_le_bytes();
+            // Short values are inline after the length; long ones keep a 4-byte prefix,
+            // then buffer index and offset.
+            let inline = if len <= 12 { len } else { 4 };
             bytes[4..4 + inline].make_ascii_lowercase();
-            *view = u128::from_le_bytes(bytes);
+            if len > 12 && !in_place {
+                let offset = u32::try_from(text.len()).ok()?;
+                text.extend_from_slice(value);
+                text[offset as usize..].make_ascii_lowercase();
+                bytes[8..12].copy_from_slice(&0u32.to_le_bytes());
+                bytes[12..16].copy_from_slice(&offset.to_le_bytes());
+            }
+            views.push(u128::from_le_bytes(bytes));
         }
-        let buffers: Vec<Buffer> = array
-            .data_buffers()
-            .iter()
-            .map(|b| Buffer::from_vec(b.to_ascii_lowercase()))
-            .collect();
+        let buffers = if in_place {
+            array
+                .data_buffers()
+                .iter()
+                .map(|b| Buffer::from_vec(b.to_ascii_lowercase()))
+                .collect()
+        } else if text.is_empty() {
+            vec![]
+        } else {
+            vec![Buffer::from_vec(text)]
+        };
         StringViewArray::try_new(ScalarBuffer::from(views), buffers, array.nulls().cloned())
             .ok()
             .map(|a| Arc::new(a) as ArrayRef)
@@ -356,6 +386,44 @@ mod tests {
                 assert_eq!(got, expected);
             }
         }
+    }
+
+    /// A join's output points into its whole build side; lower-casing a batch of it
+    /// copies the batch's own values, not all of the build side's text.
+    #[test]
+    fn lowering_a_few_rows_of_a_large_column_copies_only_their_text() {
+        use arrow::array::{StringArray, StringViewArray, UInt32Array};
+        let addresses: Vec<String> = (0..10_000)
+            .map(|i| format!("Customer.Number.{i:05}@Example.com"))
+            .collect();
+        let picked = UInt32Array::from(vec![7, 4_242, 9_999]);
+        let wanted: usize = [7, 4_242, 9_999].map(|i| addresses[i].len()).iter().sum();
+
+        let views = StringViewArray::from_iter_values(&addresses);
+        let few = arrow::compute::take(&views, &picked, None).unwrap();
+        let lowered = ascii::lowercase_view(few.as_string_view()).unwrap();
+        let text: usize = lowered
+            .as_string_view()
+            .data_buffers()
+            .iter()
+            .map(|b| b.len())
+            .sum();
+        assert_eq!(text, wanted);
+        assert_eq!(
+            lowered.as_string_view().value(1),
+            "customer.number.04242@example.com"
+        );
+
+        let plain = StringArray::from_iter_values(&addresses);
+        let lowered = ascii::lowercase(&plain.slice(5_000, 2)).unwrap();
+        assert_eq!(
+            lowered.as_string::<i32>().value_data().len(),
+            2 * wanted / 3
+        );
+        assert_eq!(
+            lowered.as_string::<i32>().value(1),
+            "customer.number.05001@example.com"
+        );
     }
 
     #[test]
