@@ -44,6 +44,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use super::slice::{self, Restriction, Slices};
 use crate::error::{Result, StediError};
@@ -149,6 +151,26 @@ pub(super) const MAX_LISTED_KEYS: usize = 10_000;
 /// The earliest and latest instant of a set of readings.
 pub type Span = (i64, i64);
 
+/// An answer being worked out in the background, awaited by whoever needs it first.
+type SeenBefore = Shared<BoxFuture<'static, std::result::Result<bool, String>>>;
+
+/// A [`SeenBefore`] already known.
+fn known(answer: bool) -> SeenBefore {
+    futures::future::ready(Ok(answer)).boxed().shared()
+}
+
+/// A [`SeenBefore`]: whether `sql` (a count) finds any row, run as a task of its own.
+/// The query is planned here, so that tables registered later do not change it.
+async fn any_row(ctx: &SessionContext, sql: &str) -> Result<SeenBefore> {
+    let rows = ctx.sql(sql).await?;
+    let task = tokio::spawn(async move { count_of(rows).await.map_err(|e| e.to_string()) });
+    Ok(
+        async move { task.await.map_err(|e| e.to_string())?.map(|n| n > 0) }
+            .boxed()
+            .shared(),
+    )
+}
+
 /// The keys whose rows may have changed since a watermark.
 #[derive(Debug, Clone)]
 pub struct Affected {
@@ -168,8 +190,10 @@ pub struct Affected {
     /// a per-customer table hold rows of theirs (its rows come from those records).
     pub customers_seen_before: bool,
     /// Whether any affected reading was landed before: only then can a per-reading table
-    /// hold rows of it.
-    pub readings_seen_before: bool,
+    /// hold rows of it. Only per-reading models, which come last, need the answer, so
+    /// it is worked out (a scan of the step-trainer readings) while the per-customer
+    /// models run.
+    readings_seen_before: SeenBefore,
     /// Each table's rows of the affected keys, read once and shared by every query of the
     /// run that restricts that table the same way.
     slices: Slices,
@@ -190,10 +214,18 @@ impl Affected {
     /// removed before the recomputed rows are added. A key first landed in this run has
     /// none: the rows of a per-customer or per-reading model come from that customer's
     /// records or that reading.
-    pub fn may_have_rows(&self, grain: Grain) -> bool {
+    pub async fn may_have_rows(&self, grain: Grain) -> Result<bool> {
         match grain {
-            Grain::Customer => self.customers_seen_before,
-            Grain::Reading => self.readings_seen_before,
+            Grain::Customer => Ok(self.customers_seen_before),
+            Grain::Reading => {
+                self.readings_seen_before
+                    .clone()
+                    .await
+                    .map_err(|message| StediError::Model {
+                        model: "step_trainer_landing".to_string(),
+                        message,
+                    })
+            }
         }
     }
 
@@ -329,6 +361,7 @@ pub async fn affected(
     ledger: &Ledger,
     since: &Watermark,
 ) -> Result<Affected> {
+    let started = std::time::Instant::now();
     let news = |source: Source| -> String {
         let files = ledger.files_after(source, since.batch(source));
         if files.is_empty() {
@@ -361,9 +394,10 @@ pub async fn affected(
         serials: Vec::new(),
         span: None,
         customers_seen_before: false,
-        readings_seen_before: false,
+        readings_seen_before: known(false),
         slices: Slices::default(),
     };
+    let new_keys_ms = started.elapsed().as_millis() as u64;
     let mut customer_readings = Vec::new();
     if !affected.customers.is_empty() {
         // Their landed records, read once: for what follows, and for the models.
@@ -416,6 +450,7 @@ pub async fn affected(
         affected.addresses = addresses;
         customer_readings = readings;
     }
+    let their_rows_ms = started.elapsed().as_millis() as u64;
     let (readings, span) = distinct_readings(step_readings, customer_readings)?;
     affected.serials = distinct_serials(&readings);
     affected.readings = readings;
@@ -424,16 +459,16 @@ pub async fn affected(
         affected.register(ctx)?;
         let schema = ctx.table_provider("step_trainer_landing").await?.schema();
         let condition = belongs(Grain::Reading, &schema, "step_trainer_landing", &affected)?;
-        affected.readings_seen_before = count(
+        affected.readings_seen_before = any_row(
             ctx,
             &format!(
                 "SELECT count(*) FROM step_trainer_landing AS t WHERE {} AND {condition}",
                 earlier(Source::StepTrainer)
             ),
         )
-        .await?
-            > 0;
+        .await?;
     }
+    tracing::debug!(new_keys_ms, their_rows_ms, "affected steps");
     Ok(affected)
 }
 
@@ -687,7 +722,7 @@ pub async fn remove_affected(
     grain: Grain,
     affected: &Affected,
 ) -> Result<Removal> {
-    if !affected.may_have_rows(grain) {
+    if !affected.may_have_rows(grain).await? {
         return Ok(Removal::default());
     }
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
@@ -806,7 +841,12 @@ fn row_matcher(
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    count_of(ctx.sql(sql).await?).await
+}
+
+/// The count a planned `SELECT count(*)` gives.
+async fn count_of(rows: datafusion::dataframe::DataFrame) -> Result<u64> {
+    let batches = rows.collect().await?;
     let n = batches
         .first()
         .filter(|b| b.num_rows() > 0)
