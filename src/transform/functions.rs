@@ -175,9 +175,10 @@ fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
 /// lower-casing then changes no length, so the values are lower-cased as one run of
 /// bytes, a few at a time, and offsets (or view lengths) and nulls are kept.
 ///
-/// Only the bytes the column's values use are copied. A column cut out of a larger one
-/// (a slice, or the output of a join, whose views point into the join's whole build
-/// side) would otherwise have all of the larger column's text copied for every batch.
+/// Little more than the text the column's values use is copied. A column cut out of a
+/// larger one (a slice, or the output of a join, whose views point into the join's whole
+/// build side) would otherwise have all of the larger column's text copied, batch after
+/// batch.
 mod ascii {
     use std::sync::Arc;
 

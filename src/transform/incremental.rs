@@ -213,19 +213,11 @@ impl Affected {
     /// Whether a table of `grain` may hold rows of the affected keys, which must then be
     /// removed before the recomputed rows are added. A key first landed in this run has
     /// none: the rows of a per-customer or per-reading model come from that customer's
-    /// records or that reading.
-    pub async fn may_have_rows(&self, grain: Grain) -> Result<bool> {
+    /// records or that reading. An error is the message of the count that was to tell.
+    pub async fn may_have_rows(&self, grain: Grain) -> std::result::Result<bool, String> {
         match grain {
             Grain::Customer => Ok(self.customers_seen_before),
-            Grain::Reading => {
-                self.readings_seen_before
-                    .clone()
-                    .await
-                    .map_err(|message| StediError::Model {
-                        model: "step_trainer_landing".to_string(),
-                        message,
-                    })
-            }
+            Grain::Reading => self.readings_seen_before.clone().await,
         }
     }
 
@@ -722,7 +714,15 @@ pub async fn remove_affected(
     grain: Grain,
     affected: &Affected,
 ) -> Result<Removal> {
-    if !affected.may_have_rows(grain).await? {
+    let may_have_rows =
+        affected
+            .may_have_rows(grain)
+            .await
+            .map_err(|message| StediError::Model {
+                model: id.name.clone(),
+                message,
+            })?;
+    if !may_have_rows {
         return Ok(Removal::default());
     }
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
