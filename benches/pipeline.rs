@@ -247,6 +247,19 @@ fn bytecount_lines(file: &Path) -> u64 {
     bytes.iter().filter(|b| **b == b'\n').count() as u64
 }
 
+/// The DuckDB reference on `input`, writing its trusted and curated tables to `tables`
+/// when given one.
+fn reference_run(input: &Path, tables: Option<&Path>) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(shared().join("bench/reference_duckdb.py"))
+        .arg(input);
+    if let Some(tables) = tables {
+        cmd.arg(tables);
+    }
+    cmd.stderr(std::process::Stdio::null());
+    cmd
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -304,25 +317,14 @@ fn main() {
             rss = rss.max(m.max_rss_kib);
             if reference {
                 // As the reference is written: its tables in memory only.
-                let m = measure(
-                    Command::new("python3")
-                        .arg(shared().join("bench/reference_duckdb.py"))
-                        .arg(&input)
-                        .stderr(std::process::Stdio::null()),
-                );
+                let m = measure(&mut reference_run(&input, None));
                 eprintln!("{set}: duckdb {:.3}s", m.wall.as_secs_f64());
                 ref_walls.push(m.wall);
                 ref_rss = ref_rss.max(m.max_rss_kib);
                 // And storing its trusted and curated tables as Parquet, as stedi stores
                 // every table (stedi also stores the landing tables).
                 let _ = std::fs::remove_dir_all(&tables);
-                let m = measure(
-                    Command::new("python3")
-                        .arg(shared().join("bench/reference_duckdb.py"))
-                        .arg(&input)
-                        .arg(&tables)
-                        .stderr(std::process::Stdio::null()),
-                );
+                let m = measure(&mut reference_run(&input, Some(&tables)));
                 eprintln!(
                     "{set}: duckdb writing its tables {:.3}s",
                     m.wall.as_secs_f64()

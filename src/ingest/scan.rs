@@ -198,23 +198,14 @@ fn number(line: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
     }
     let mut mantissa: u64 = 0;
     let int_start = i;
-    while let Some(&d @ b'0'..=b'9') = line.get(i) {
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-        i += 1;
-    }
-    let int_digits = i - int_start;
+    let int_digits = digits(line, &mut i, &mut mantissa);
     if int_digits == 0 || (line[int_start] == b'0' && int_digits > 1) {
         return None; // no digits, or a leading zero
     }
     let mut fraction_digits = 0;
     if line.get(i) == Some(&b'.') {
         i += 1;
-        let from = i;
-        while let Some(&d @ b'0'..=b'9') = line.get(i) {
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            i += 1;
-        }
-        fraction_digits = i - from;
+        fraction_digits = digits(line, &mut i, &mut mantissa);
         if fraction_digits == 0 {
             return None;
         }
@@ -277,6 +268,18 @@ fn number(line: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
         return None;
     }
     Some((Scalar::Float(if negative { -value } else { value }), i))
+}
+
+/// Reads the digits at `line[*i..]` on into `mantissa` (wrapping: too many digits are
+/// refused by the caller), moving `i` past them; returns how many there were.
+#[inline]
+fn digits(line: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
+    let from = *i;
+    while let Some(&d @ b'0'..=b'9') = line.get(*i) {
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+        *i += 1;
+    }
+    *i - from
 }
 
 #[cfg(test)]

@@ -142,12 +142,12 @@ fn normalized(email: &str) -> String {
 /// Normalizes a column of addresses, returning it unchanged when every value already is.
 fn customer_ids(array: ArrayRef) -> datafusion::error::Result<ArrayRef> {
     macro_rules! normalize {
-        ($values:expr, $builder:ty, $lowered_whole:expr) => {{
+        ($values:expr, $builder:ty, $ascii_lowered:expr) => {{
             let values = $values;
             if values.iter().flatten().all(is_customer_id) {
                 return Ok(array);
             }
-            if let Some(lowered) = $lowered_whole {
+            if let Some(lowered) = $ascii_lowered {
                 return Ok(lowered);
             }
             let mut out = <$builder>::new();
@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn customer_ids_of_a_column_equal_customer_id_of_each_value() {
         use arrow::array::{StringArray, StringViewArray};
-        // Each column, and whether its buffers are lower-cased whole.
+        // Each column, and whether the ASCII path (`ascii::lowercase*`) takes it.
         let cases: Vec<(Vec<Option<&str>>, bool)> = vec![
             (
                 vec![Some("Ann.Lee@Test.com"), None, Some("BOB@X.COM"), Some("")],
@@ -350,7 +350,7 @@ mod tests {
             (vec![Some("ÉLODIE@X.COM"), Some("Ann@x")], false),
             (vec![Some("already@normal.com"), None], true),
         ];
-        for (values, whole) in cases {
+        for (values, ascii) in cases {
             let expected: Vec<Option<String>> = values
                 .iter()
                 .map(|v| v.map(|e| customer_id(e).into_owned()))
@@ -363,11 +363,11 @@ mod tests {
             let plain: ArrayRef =
                 Arc::new(StringArray::from(padded.clone()).slice(1, values.len()));
             let views: ArrayRef = Arc::new(StringViewArray::from(padded).slice(1, values.len()));
-            let lowered_whole = (
+            let ascii_path = (
                 ascii::lowercase(plain.as_string::<i32>()).is_some(),
                 ascii::lowercase_view(views.as_string_view()).is_some(),
             );
-            assert_eq!(lowered_whole, (whole, whole), "{values:?}");
+            assert_eq!(ascii_path, (ascii, ascii), "{values:?}");
             for array in [plain, views] {
                 let out = customer_ids(array).unwrap();
                 // Compared as the kernels of a join compare them (views by prefix first).

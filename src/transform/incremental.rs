@@ -443,8 +443,8 @@ pub async fn affected(
         customer_readings = readings;
     }
     let their_rows_ms = started.elapsed().as_millis() as u64;
-    let (readings, span) = distinct_readings(step_readings, customer_readings)?;
-    affected.serials = distinct_serials(&readings);
+    let (readings, span, serials) = distinct_readings(step_readings, customer_readings)?;
+    affected.serials = serials;
     affected.readings = readings;
     affected.span = span;
     if affected.reading_count() > 0 {
@@ -465,12 +465,14 @@ pub async fn affected(
 }
 
 /// The distinct readings of two lists of `(serialNumber, sensorReadingTime)`, as one
-/// batch of nullable text and instants, and the earliest and latest of those instants.
+/// batch of nullable text and instants; the earliest and latest of those instants; and
+/// their distinct serial numbers, sorted.
 fn distinct_readings(
     a: Vec<RecordBatch>,
     b: Vec<RecordBatch>,
-) -> Result<(Vec<RecordBatch>, Option<Span>)> {
+) -> Result<(Vec<RecordBatch>, Option<Span>, Vec<String>)> {
     let mut span: Option<Span> = None;
+    let mut distinct_serials = std::collections::BTreeSet::new();
     let (mut serials, mut instants) = (
         arrow::array::StringBuilder::new(),
         arrow::array::Int64Builder::new(),
@@ -496,6 +498,7 @@ fn distinct_readings(
         );
         for (s, t) in serial.iter().zip(instant.iter()) {
             if seen.insert((s, t)) {
+                distinct_serials.extend(s);
                 serials.append_option(s);
                 instants.append_option(t);
                 if let Some(t) = t {
@@ -505,7 +508,7 @@ fn distinct_readings(
         }
     }
     if seen.is_empty() {
-        return Ok((Vec::new(), None));
+        return Ok((Vec::new(), None, Vec::new()));
     }
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("serialNumber", arrow::datatypes::DataType::Utf8, true),
@@ -516,16 +519,8 @@ fn distinct_readings(
         vec![Arc::new(serials.finish()), Arc::new(instants.finish())],
     )
     .map_err(datafusion::error::DataFusionError::from)?;
-    Ok((vec![batch], span))
-}
-
-/// The distinct serial numbers of readings as [`distinct_readings`] gives them, sorted.
-fn distinct_serials(readings: &[RecordBatch]) -> Vec<String> {
-    let mut serials = std::collections::BTreeSet::new();
-    for batch in readings {
-        serials.extend(batch.column(0).as_string::<i32>().iter().flatten());
-    }
-    serials.into_iter().map(str::to_string).collect()
+    let distinct_serials = distinct_serials.into_iter().map(str::to_string).collect();
+    Ok((vec![batch], span, distinct_serials))
 }
 
 /// Whether a table is keyed by step-trainer reading.
