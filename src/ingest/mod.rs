@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod quarantine;
 mod scan;
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -590,7 +591,10 @@ async fn decode_piece(
     stage.inc(piece.end - piece.start);
     // Every line ends with a newline but perhaps the file's last, which is given one.
     if !text.is_empty() && !text.ends_with(b"\n") {
-        text.push(b'\n');
+        let mut ended = Vec::with_capacity(text.len() + 1);
+        ended.extend_from_slice(&text);
+        ended.push(b'\n');
+        text = ended.into();
     }
     pieces.counted(at, memchr::memchr_iter(b'\n', &text).count() as u64);
     let mut line_no = pieces.lines_before(at).await;
@@ -634,34 +638,47 @@ async fn hand_over(
 
 /// The bytes of the lines that start within a piece: from the first line start at or
 /// after `start` to the end of the line holding byte `end - 1` (read on past `end`).
+///
+/// One request reads the piece and [`TAIL_READ`] bytes past it, and the lines are a
+/// slice of what it read: the text is copied only for a line that runs on past that.
 async fn piece_lines(
     store: &Arc<dyn object_store::ObjectStore>,
     meta: &object_store::ObjectMeta,
     piece: &Piece,
-) -> Result<Vec<u8>> {
+) -> Result<Bytes> {
     if piece.start >= piece.end {
-        return Ok(Vec::new());
+        return Ok(Bytes::new());
     }
     // One byte before the piece tells whether a line starts at its first byte.
     let from = piece.start.saturating_sub(1);
-    let read = store.get_range(&meta.location, from..piece.end).await?;
+    let until = (piece.end + TAIL_READ).min(meta.size);
+    let read = store.get_range(&meta.location, from..until).await?;
     let first_line = if piece.start == 0 {
         0
     } else {
         match memchr::memchr(b'\n', &read) {
             Some(i) => i + 1,
-            // No line starts here: the piece lies inside one that began before it.
-            None => return Ok(Vec::new()),
+            None => return Ok(Bytes::new()),
         }
     };
-    if first_line == read.len() {
-        return Ok(Vec::new());
+    // The piece holds the lines that start before its end.
+    let last_byte = (piece.end - 1 - from) as usize;
+    if first_line > last_byte {
+        return Ok(Bytes::new());
     }
+    if let Some(i) = memchr::memchr(b'\n', &read[last_byte..]) {
+        return Ok(read.slice(first_line..=last_byte + i));
+    }
+    if until == meta.size {
+        // The file's last line, without a newline.
+        return Ok(read.slice(first_line..));
+    }
+    // A line that runs on past the first read: read on, doubling, so that a very long
+    // line takes few requests.
     let mut text = Vec::with_capacity(read.len() - first_line + TAIL_READ as usize);
     text.extend_from_slice(&read[first_line..]);
-    let (mut offset, mut step) = (piece.end, TAIL_READ);
+    let (mut offset, mut step) = (until, 2 * TAIL_READ);
     while !text.ends_with(b"\n") && offset < meta.size {
-        // Doubling, so that a very long line takes few requests.
         let until = (offset + step).min(meta.size);
         step = (step * 2).min(MAX_PIECE);
         let more = store.get_range(&meta.location, offset..until).await?;
@@ -671,7 +688,7 @@ async fn piece_lines(
             None => text.extend_from_slice(&more),
         }
     }
-    Ok(text)
+    Ok(text.into())
 }
 
 /// Decodes complete lines (`bytes` ends with a newline) until [`BATCH_ROWS`] rows are
