@@ -13,12 +13,12 @@ pub mod ledger;
 pub mod quarantine;
 mod scan;
 
-use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
+use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use object_store::ObjectStoreExt;
@@ -591,10 +591,7 @@ async fn decode_piece(
     stage.inc(piece.end - piece.start);
     // Every line ends with a newline but perhaps the file's last, which is given one.
     if !text.is_empty() && !text.ends_with(b"\n") {
-        let mut ended = Vec::with_capacity(text.len() + 1);
-        ended.extend_from_slice(&text);
-        ended.push(b'\n');
-        text = ended.into();
+        text = [&text[..], b"\n"].concat().into();
     }
     pieces.counted(at, memchr::memchr_iter(b'\n', &text).count() as u64);
     let mut line_no = pieces.lines_before(at).await;
@@ -658,6 +655,7 @@ async fn piece_lines(
     } else {
         match memchr::memchr(b'\n', &read) {
             Some(i) => i + 1,
+            // No line starts here: the piece lies inside one that began before it.
             None => return Ok(Bytes::new()),
         }
     };
