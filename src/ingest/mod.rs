@@ -12,13 +12,13 @@ pub mod feed;
 pub mod ledger;
 pub mod quarantine;
 mod scan;
+mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
-use bytes::Bytes;
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use object_store::ObjectStoreExt;
@@ -36,6 +36,7 @@ use decode::Decoder;
 use feed::Source;
 use ledger::Ledger;
 use quarantine::Quarantined;
+use text::PieceReader;
 
 /// Rows per landing batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 32 * 1024;
@@ -45,9 +46,6 @@ const MAX_PIECE: u64 = 16 * 1024 * 1024;
 
 /// The fewest: below this, splitting a file costs more than it spreads.
 const MIN_PIECE: u64 = 1024 * 1024;
-
-/// Bytes first read past a piece's end to finish its last line (then twice as many).
-const TAIL_READ: u64 = 64 * 1024;
 
 /// What ingesting one source did in this run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -319,12 +317,8 @@ async fn decode_batches(
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers.min(pieces.list.len()) {
-        let (next, pieces, batches, store) = (
-            next.clone(),
-            pieces.clone(),
-            batches.clone(),
-            lakehouse.store().clone(),
-        );
+        let (next, pieces, batches) = (next.clone(), pieces.clone(), batches.clone());
+        let mut reader = PieceReader::new(lakehouse.store().clone());
         // One cache of checked addresses per worker.
         let mut erased = tombstones.clone().map(TombstoneFilter::new);
         tasks.push(async move {
@@ -361,9 +355,16 @@ async fn decode_batches(
                         erased: erased.as_mut(),
                     };
                     let meta = &batch.files[piece.file];
-                    decoded[b].rows +=
-                        decode_piece(&store, batch.source, meta, &pieces, at, sink, &batch.stage)
-                            .await?;
+                    decoded[b].rows += decode_piece(
+                        &mut reader,
+                        batch.source,
+                        meta,
+                        &pieces,
+                        at,
+                        sink,
+                        &batch.stage,
+                    )
+                    .await?;
                 }
                 Ok::<_, StediError>(())
             };
@@ -573,7 +574,7 @@ impl Pieces {
 /// Reads the lines of piece `at` of a landed file and streams them through the decoder,
 /// handing rows over [`BATCH_ROWS`] at a time; returns the rows decoded.
 async fn decode_piece(
-    store: &Arc<dyn object_store::ObjectStore>,
+    reader: &mut PieceReader,
     source: Source,
     meta: &object_store::ObjectMeta,
     pieces: &Pieces,
@@ -587,19 +588,15 @@ async fn decode_piece(
         mut erased,
     } = sink;
     let piece = &pieces.list[at];
-    let mut text = piece_lines(store, meta, piece).await?;
+    let text = reader.lines(meta, piece.start, piece.end).await?;
     stage.inc(piece.end - piece.start);
-    // Every line ends with a newline but perhaps the file's last, which is given one.
-    if !text.is_empty() && !text.ends_with(b"\n") {
-        text = [&text[..], b"\n"].concat().into();
-    }
-    pieces.counted(at, memchr::memchr_iter(b'\n', &text).count() as u64);
+    pieces.counted(at, memchr::memchr_iter(b'\n', text).count() as u64);
     let mut line_no = pieces.lines_before(at).await;
 
     let file = meta.location.to_string();
     let mut decoder = Decoder::new(source, file.clone());
     let mut rows = 0u64;
-    let mut complete = &text[..];
+    let mut complete = text;
     while !complete.is_empty() {
         let used = decode_lines(
             &mut decoder,
@@ -633,62 +630,6 @@ async fn hand_over(
     })
 }
 
-/// The bytes of the lines that start within a piece: from the first line start at or
-/// after `start` to the end of the line holding byte `end - 1` (read on past `end`).
-///
-/// One request reads the piece and [`TAIL_READ`] bytes past it, and the lines are a
-/// slice of what it read: the text is copied only for a line that runs on past that.
-async fn piece_lines(
-    store: &Arc<dyn object_store::ObjectStore>,
-    meta: &object_store::ObjectMeta,
-    piece: &Piece,
-) -> Result<Bytes> {
-    if piece.start >= piece.end {
-        return Ok(Bytes::new());
-    }
-    // One byte before the piece tells whether a line starts at its first byte.
-    let from = piece.start.saturating_sub(1);
-    let until = (piece.end + TAIL_READ).min(meta.size);
-    let read = store.get_range(&meta.location, from..until).await?;
-    let first_line = if piece.start == 0 {
-        0
-    } else {
-        match memchr::memchr(b'\n', &read) {
-            Some(i) => i + 1,
-            // No line starts here: the piece lies inside one that began before it.
-            None => return Ok(Bytes::new()),
-        }
-    };
-    // The piece holds the lines that start before its end.
-    let last_byte = (piece.end - 1 - from) as usize;
-    if first_line > last_byte {
-        return Ok(Bytes::new());
-    }
-    if let Some(i) = memchr::memchr(b'\n', &read[last_byte..]) {
-        return Ok(read.slice(first_line..=last_byte + i));
-    }
-    if until == meta.size {
-        // The file's last line, without a newline.
-        return Ok(read.slice(first_line..));
-    }
-    // A line that runs on past the first read: read on, doubling, so that a very long
-    // line takes few requests.
-    let mut text = Vec::with_capacity(read.len() - first_line + TAIL_READ as usize);
-    text.extend_from_slice(&read[first_line..]);
-    let (mut offset, mut step) = (until, 2 * TAIL_READ);
-    while !text.ends_with(b"\n") && offset < meta.size {
-        let until = (offset + step).min(meta.size);
-        step = (step * 2).min(MAX_PIECE);
-        let more = store.get_range(&meta.location, offset..until).await?;
-        offset = until;
-        match memchr::memchr(b'\n', &more) {
-            Some(i) => text.extend_from_slice(&more[..=i]),
-            None => text.extend_from_slice(&more),
-        }
-    }
-    Ok(text.into())
-}
-
 /// Decodes complete lines (`bytes` ends with a newline) until [`BATCH_ROWS`] rows are
 /// waiting, refusing the records of erased people; returns the bytes consumed.
 fn decode_lines(
@@ -716,6 +657,7 @@ fn decode_lines(
 
 #[cfg(test)]
 mod tests {
+    use super::text::TAIL_READ;
     use super::*;
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
@@ -745,7 +687,8 @@ mod tests {
                     erased: None,
                 };
                 let source = Source::Accelerometer;
-                decode_piece(store, source, meta, pieces, at, sink, stage)
+                let mut reader = PieceReader::new(store.clone());
+                decode_piece(&mut reader, source, meta, pieces, at, sink, stage)
                     .await
                     .unwrap();
                 drop(tx);
