@@ -37,10 +37,10 @@ SELECT
     s.serialNumber,
     s.distanceFromObject,
     c.customer_key
-FROM step_trainer_landing AS s
+FROM customers AS c
 JOIN claims AS k
-    ON k.serialNumber = s.serialNumber
-   AND k.timestamp = s.sensorReadingTime
-JOIN customers AS c
-    ON c.number = k.first_claimant
+    ON k.first_claimant = c.number
+JOIN step_trainer_landing AS s
+    ON s.serialNumber = k.serialNumber
+   AND s.sensorReadingTime = k.timestamp
 WHERE k.first_claimant = k.last_claimant
