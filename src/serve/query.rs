@@ -135,7 +135,9 @@ pub async fn print(
 
 /// Turns an engine error into one line and a hint that fits it.
 fn query_error(ctx: &SessionContext, e: DataFusionError) -> StediError {
-    let message = e.strip_backtrace();
+    // A failed optimizer rule is worded as the rule's name with the cause below it: the
+    // cause is what the user can act on.
+    let message = e.find_root().strip_backtrace();
     let mut message = message.lines().next().unwrap_or_default().to_string();
     for prefix in ["Error during planning: ", "SQL error: ", "Schema error: "] {
         if let Some(rest) = message.strip_prefix(prefix) {
@@ -415,6 +417,17 @@ mod tests {
         ] {
             assert_eq!(AsOf::parse(bad), None, "{bad}");
         }
+    }
+
+    /// An optimizer rule that fails wraps the cause in its own name; the message is the
+    /// cause, not the rule's name.
+    #[test]
+    fn a_failed_optimizer_rule_is_reported_by_its_cause() {
+        use datafusion::error::DataFusionError;
+        let cause = "Cannot infer common argument type for logical boolean operation";
+        let failed = DataFusionError::Plan(cause.into()).context("type_coercion");
+        let message = super::query_error(&datafusion::prelude::SessionContext::new(), failed);
+        assert!(message.to_string().contains(cause), "{message}");
     }
 
     #[test]
