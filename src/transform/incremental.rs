@@ -472,7 +472,7 @@ fn distinct_readings(
     b: Vec<RecordBatch>,
 ) -> Result<(Vec<RecordBatch>, Option<Span>, Vec<String>)> {
     let mut span: Option<Span> = None;
-    let mut distinct_serials = std::collections::BTreeSet::new();
+    let rows: usize = a.iter().chain(&b).map(RecordBatch::num_rows).sum();
     let (mut serials, mut instants) = (
         arrow::array::StringBuilder::new(),
         arrow::array::Int64Builder::new(),
@@ -488,8 +488,11 @@ fn distinct_readings(
             cast(1, &arrow::datatypes::DataType::Int64)?,
         ));
     }
-    // Keys borrow from the columns, hashed quickly: tens of thousands of readings.
+    // Keys borrow from the columns, hashed quickly, in a set sized for them all once:
+    // tens of thousands of readings, under a few serial numbers.
     let mut seen: std::collections::HashSet<(Option<&str>, Option<i64>), ahash::RandomState> =
+        std::collections::HashSet::with_capacity_and_hasher(rows, Default::default());
+    let mut distinct_serials: std::collections::HashSet<&str, ahash::RandomState> =
         std::collections::HashSet::default();
     for (serial, instant) in &columns {
         let (serial, instant) = (
@@ -519,7 +522,9 @@ fn distinct_readings(
         vec![Arc::new(serials.finish()), Arc::new(instants.finish())],
     )
     .map_err(datafusion::error::DataFusionError::from)?;
-    let distinct_serials = distinct_serials.into_iter().map(str::to_string).collect();
+    let mut distinct_serials: Vec<String> =
+        distinct_serials.into_iter().map(str::to_string).collect();
+    distinct_serials.sort();
     Ok((vec![batch], span, distinct_serials))
 }
 

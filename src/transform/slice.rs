@@ -117,6 +117,9 @@ impl Slices {
     }
 }
 
+/// Keys looked up once per row read, hashed quickly.
+type Keys = HashSet<String, ahash::RandomState>;
+
 /// The rows of a table's data files whose `column` holds one of `keys`, reading only the
 /// row groups whose Bloom filter may hold one of them. `None` when a file lacks the
 /// column, its rows do not fit `schema`, or they are more than [`MAX_SLICE_BYTES`].
@@ -131,7 +134,7 @@ async fn read_files(
     if keys.len() > super::incremental::MAX_LISTED_KEYS {
         return Ok(None);
     }
-    let keys: Arc<HashSet<String>> = Arc::new(keys.iter().cloned().collect());
+    let keys: Arc<Keys> = Arc::new(keys.iter().cloned().collect());
     let runtime = ctx.runtime_env();
     let mut files = Vec::with_capacity(table.table_paths().len());
     for url in table.table_paths() {
@@ -165,7 +168,7 @@ async fn read_file(
     store: Arc<dyn object_store::ObjectStore>,
     path: object_store::path::Path,
     column: &str,
-    keys: &HashSet<String>,
+    keys: &Keys,
     schema: SchemaRef,
 ) -> Result<Option<Vec<RecordBatch>>> {
     let parquet = |e: datafusion::parquet::errors::ParquetError| {
