@@ -23,13 +23,10 @@ pub struct TableRow {
     pub location: String,
 }
 
-/// Every table of the contract with its current state.
+/// Every table of the contract with its current state, the tables read at the same time.
 pub async fn list_tables(lakehouse: &Lakehouse) -> Result<Vec<TableRow>> {
-    let mut rows = Vec::new();
-    for id in catalog::tables()? {
-        rows.push(table_row(lakehouse, &id).await?);
-    }
-    Ok(rows)
+    let ids = catalog::tables()?;
+    futures::future::try_join_all(ids.iter().map(|id| table_row(lakehouse, id))).await
 }
 
 /// The current state of one table. Separate from [`list_tables`] so that the run history

@@ -182,9 +182,8 @@ pub async fn build(
     options: BuildOptions,
     progress: &Progress,
 ) -> Result<Vec<ModelReport>> {
-    let secret = lakehouse.customer_key_secret().await?;
     let ctx = session();
-
+    // What a build starts from, read at the same time.
     let landing = futures::future::try_join_all(Source::ALL.iter().map(|source| async move {
         let id = TableId::new(Zone::Landing, source.landing_table());
         let table = lakehouse
@@ -194,12 +193,15 @@ pub async fn build(
                 location: lakehouse.location().to_string(),
             })?;
         Ok::<_, StediError>((id, table))
-    }))
-    .await?;
+    }));
+    let (secret, landing, ledger) = futures::try_join!(
+        lakehouse.customer_key_secret(),
+        landing,
+        Ledger::load(lakehouse)
+    )?;
     for (id, table) in &landing {
         delta::register_files(&ctx, lakehouse, id, table).await?;
     }
-    let ledger = Ledger::load(lakehouse).await?;
     let current = Watermark::current(&ledger);
     let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
     let nodes = dag::order(models::MODELS, &base)?;
