@@ -1,7 +1,7 @@
 //! The ledger of landed files that have been (or are being) ingested.
 //!
 //! A file is registered in the ledger, under a batch number, *before* its records are
-//! written. The landing and quarantine commits of that batch carry an application
+//! published. The landing and quarantine commits of that batch carry an application
 //! transaction with the batch number, so after a crash the next run knows exactly which
 //! files a half-done batch held and which of its two commits are still missing. That is
 //! how a file is never ingested twice, and never skipped.
@@ -117,17 +117,40 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    /// Registers each source's files as its next batch, all in one commit, and returns
-    /// the batch numbers in the order given.
-    pub async fn register(&mut self, batches: &[(Source, Vec<ObjectMeta>)]) -> Result<Vec<i64>> {
-        let now = chrono::Utc::now().timestamp_millis();
+    /// Registers each source's files as its next batch, all in one commit. Gives the batch
+    /// numbers (in the order given) at once, and the commit as a future, so that the
+    /// files can be decoded while it is written: nothing decoded is published before the
+    /// registration stands. Registering nothing commits nothing.
+    pub fn register<'a>(
+        &'a mut self,
+        batches: &'a [(Source, Vec<ObjectMeta>)],
+    ) -> (Vec<i64>, impl Future<Output = Result<()>> + 'a) {
         let numbers: Vec<i64> = batches
             .iter()
             .map(|(source, _)| self.last_batch(*source).map_or(1, |(n, _)| n + 1))
             .collect();
+        let commit = {
+            let numbers = numbers.clone();
+            async move {
+                if batches.is_empty() {
+                    return Ok(());
+                }
+                self.commit(batches, &numbers).await
+            }
+        };
+        (numbers, commit)
+    }
+
+    /// Records each source's files under its batch number, in one commit.
+    async fn commit(
+        &mut self,
+        batches: &[(Source, Vec<ObjectMeta>)],
+        numbers: &[i64],
+    ) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
         let rows: Vec<(Source, &ObjectMeta, i64)> = batches
             .iter()
-            .zip(&numbers)
+            .zip(numbers)
             .flat_map(|((source, files), n)| files.iter().map(move |f| (*source, f, *n)))
             .collect();
         let rows = RecordBatch::try_new(
@@ -153,15 +176,15 @@ impl Ledger {
         // The transactions make two concurrent runs registering the same batch conflict.
         let txns = batches
             .iter()
-            .zip(&numbers)
+            .zip(numbers)
             .map(|((source, _), n)| Transaction::new(format!("{}.ledger", app_id(*source)), *n))
             .collect();
         delta::append_batch(&mut self.table, &name, rows, txns, HashMap::new()).await?;
-        for ((source, files), n) in batches.iter().zip(&numbers) {
+        for ((source, files), n) in batches.iter().zip(numbers) {
             let names: Vec<String> = files.iter().map(|f| f.location.to_string()).collect();
             self.known.extend(names.iter().cloned());
             self.batches.entry(*source).or_default().insert(*n, names);
         }
-        Ok(numbers)
+        Ok(())
     }
 }

@@ -140,33 +140,44 @@ struct Decoded {
 
 /// [`ingest`], optionally stopping early with [`StediError::Interrupted`] (for tests).
 ///
-/// Every source's batch is registered first, then all their files are decoded by one
-/// pool of workers (so that one source's last big file decodes beside the next source's
-/// files), then each batch is published in order.
+/// Every source's batch is registered while all their files are decoded by one pool of
+/// workers (so that one source's last big file decodes beside the next source's files),
+/// then each batch is published in order.
 pub async fn ingest_until(
     lakehouse: &Lakehouse,
     progress: &Progress,
     stop: Option<StopAfter>,
 ) -> Result<IngestReport> {
     let started = std::time::Instant::now();
-    let mut ledger = Ledger::load(lakehouse).await?;
-    let quarantine_id = layout::quarantine();
-    let mut quarantine =
-        delta::ensure_table(lakehouse, &quarantine_id, &quarantine::schema()).await?;
-    // Records of erased people are refused; checked only when someone was erased.
-    let tombstones = Tombstones::load(lakehouse).await?.map(Arc::new);
-    let mut landings = Vec::new();
-    let mut batches = Vec::new();
-    let mut new_files = Vec::new();
-    for source in Source::ALL {
+    let (quarantine_id, quarantine_schema) = (layout::quarantine(), quarantine::schema());
+    // What ingestion starts from, read at the same time: each source's landing table and
+    // landed files, the ledger, quarantine, and the tombstones (records of erased people
+    // are refused; checked only when someone was erased).
+    let sources = futures::future::try_join_all(Source::ALL.map(|source| async move {
         let landing_id = TableId::new(Zone::Landing, source.landing_table());
-        let landing = delta::ensure_table(lakehouse, &landing_id, &source.landing_schema()).await?;
-        same_columns(&landing, &landing_id.name, &source.landing_schema())?;
+        let schema = source.landing_schema();
+        let (landing, landed) = futures::try_join!(
+            delta::ensure_table(lakehouse, &landing_id, &schema),
+            lakehouse.landed_files(source)
+        )?;
+        same_columns(&landing, &landing_id.name, &schema)?;
         let app = ledger::app_id(source);
         let published = delta::transaction_version(&landing, &landing_id.name, &app)
             .await?
             .unwrap_or(0);
-
+        Ok::<_, StediError>((landing, landed, published))
+    }));
+    let (mut ledger, mut quarantine, tombstones, sources) = futures::try_join!(
+        Ledger::load(lakehouse),
+        delta::ensure_table(lakehouse, &quarantine_id, &quarantine_schema),
+        Tombstones::load(lakehouse),
+        sources,
+    )?;
+    let tombstones = tombstones.map(Arc::new);
+    let mut landings = Vec::new();
+    let mut batches = Vec::new();
+    let mut new_files = Vec::new();
+    for (source, (landing, landed, published)) in Source::ALL.into_iter().zip(sources) {
         // A batch registered by a run that did not finish: redo exactly its files.
         if let Some((number, files)) = ledger.last_batch(source).filter(|(n, _)| *n > published) {
             let files: Vec<Path> = files.iter().map(|f| Path::from(f.as_str())).collect();
@@ -174,10 +185,7 @@ pub async fn ingest_until(
             let files = heads(lakehouse, &files).await?;
             batches.push(Batch::new(source, number, files, &landing, progress));
         }
-
-        let new: Vec<_> = lakehouse
-            .landed_files(source)
-            .await?
+        let new: Vec<_> = landed
             .into_iter()
             .filter(|f| !ledger.contains(f.location.as_ref()))
             .collect();
@@ -186,25 +194,34 @@ pub async fn ingest_until(
         }
         landings.push(landing);
     }
-    // Every source's new files become its next batch, registered in one commit.
-    if !new_files.is_empty() {
-        let numbers = ledger.register(&new_files).await?;
-        if stop == Some(StopAfter::Register) {
-            return Err(StediError::Interrupted);
-        }
-        for ((source, files), number) in new_files.into_iter().zip(numbers) {
-            let i = source_index(source);
-            batches.push(Batch::new(source, number, files, &landings[i], progress));
-        }
-        // Batches in source order: each source's are published one after another.
-        batches.sort_by_key(|b| (source_index(b.source), b.number));
+    // Every source's new files become its next batch, registered in one commit while
+    // they are decoded.
+    let (numbers, registration) = ledger.register(&new_files);
+    for ((source, files), number) in new_files.iter().zip(numbers) {
+        let landing = &landings[source_index(*source)];
+        batches.push(Batch::new(
+            *source,
+            number,
+            files.clone(),
+            landing,
+            progress,
+        ));
+    }
+    // Batches in source order: each source's are published one after another.
+    batches.sort_by_key(|b| (source_index(b.source), b.number));
+    if stop == Some(StopAfter::Register) {
+        registration.await?;
+        return Err(StediError::Interrupted);
     }
 
-    let registered_ms = started.elapsed().as_millis() as u64;
+    let prepared_ms = started.elapsed().as_millis() as u64;
     let batches = Arc::new(batches);
-    let decoded = decode_batches(lakehouse, batches.clone(), tombstones).await?;
+    let (decoded, ()) = futures::try_join!(
+        decode_batches(lakehouse, batches.clone(), tombstones),
+        registration
+    )?;
     tracing::debug!(
-        registered_ms,
+        prepared_ms,
         decoded_ms = started.elapsed().as_millis() as u64,
         "ingest steps"
     );
