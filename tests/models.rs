@@ -163,6 +163,57 @@ async fn the_latest_record_decides_consent_and_emails_match_trimmed_and_case_ins
     assert_eq!(s.count("machine_learning_curated").await, 1);
 }
 
+/// A customer record without lastUpdateDate.
+fn undated(email: &str, serial: &str, consent: Option<i64>) -> String {
+    let mut record: serde_json::Value = serde_json::from_str(&customer(email, serial, 0, consent))
+        .expect("a customer record is JSON");
+    record
+        .as_object_mut()
+        .expect("a customer record is an object")
+        .remove("lastUpdateDate");
+    record.to_string()
+}
+
+/// Records of a customer with the same lastUpdateDate are told apart by landing order:
+/// the one landed last (later file, then later line) decides. A record without
+/// lastUpdateDate is older than any with one, wherever it was landed.
+#[tokio::test(flavor = "multi_thread")]
+async fn ties_go_to_the_record_landed_last_and_undated_records_are_the_oldest() {
+    let s = Scratch::new().await;
+    land(
+        &s,
+        Source::Customer,
+        "c1.json",
+        vec![
+            customer("eve@x.com", "E", 30, Some(1)),
+            customer("fay@x.com", "F", 30, None),
+            customer("fay@x.com", "F", 30, Some(1)),
+            undated("gus@x.com", "G", Some(1)),
+            customer("gus@x.com", "G", 5, None),
+            customer("hal@x.com", "H", 5, Some(1)),
+        ],
+    )
+    .await;
+    land(
+        &s,
+        Source::Customer,
+        "c2.json",
+        vec![
+            customer("eve@x.com", "E", 30, None),
+            undated("hal@x.com", "H", None),
+        ],
+    )
+    .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    // Eve's tie goes to c2.json (no consent), Fay's to her second line (consent); Gus's
+    // and Hal's dated records decide over their undated ones.
+    assert_eq!(
+        s.rows("SELECT email FROM customer_trusted ORDER BY email")
+            .await,
+        ["fay@x.com", "hal@x.com"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn since_consent_keeps_only_readings_at_or_after_the_consent_date() {
     let s = Scratch::new().await;
