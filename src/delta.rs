@@ -45,6 +45,11 @@ const BLOOM_FALSE_POSITIVES: f64 = 1e-5;
 /// The fewest distinct customers a Bloom filter is sized for.
 const BLOOM_MIN_CUSTOMERS: u64 = 1 << 10;
 
+/// Values a column writer takes in one go before it checks its page's size and updates
+/// its statistics: eight times Parquet's default, for fewer such rounds per row, at the
+/// cost of a page overrunning its size limit by at most that many values.
+const WRITE_BATCH_ROWS: usize = 8 * 1024;
+
 /// Prefix of the commit metadata in which stedi records how a table was built.
 pub const BUILD_RECORD_PREFIX: &str = "stedi.";
 
@@ -155,11 +160,13 @@ impl FileWriter {
 /// (a Bloom filter finds a customer, min/max of addresses in hash order would not); and
 /// integers (instants, line numbers, distances) as differences from one value to the next
 /// instead of through a dictionary: they seldom repeat but lie close together, so this
-/// is both smaller and far cheaper to write.
+/// is both smaller and far cheaper to write. Values are encoded [`WRITE_BATCH_ROWS`] at a
+/// time.
 fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY);
+        .set_compression(Compression::SNAPPY)
+        .set_write_batch_size(WRITE_BATCH_ROWS);
     for field in schema.fields() {
         let name = field.name().as_str();
         if crate::lakehouse::layout::PERSONAL_COLUMNS.contains(&name) {
