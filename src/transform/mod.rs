@@ -183,7 +183,10 @@ pub async fn build(
     progress: &Progress,
 ) -> Result<Vec<ModelReport>> {
     let ctx = session();
-    // What a build starts from, read at the same time.
+    let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
+    let nodes = dag::order(models::MODELS, &base)?;
+    // What a build starts from, read at the same time: the landing tables, each model's
+    // table with its build record, the ledger and the key secret.
     let landing = futures::future::try_join_all(Source::ALL.iter().map(|source| async move {
         let id = TableId::new(Zone::Landing, source.landing_table());
         let table = lakehouse
@@ -194,19 +197,6 @@ pub async fn build(
             })?;
         Ok::<_, StediError>((id, table))
     }));
-    let (secret, landing, ledger) = futures::try_join!(
-        lakehouse.customer_key_secret(),
-        landing,
-        Ledger::load(lakehouse)
-    )?;
-    for (id, table) in &landing {
-        delta::register_files(&ctx, lakehouse, id, table).await?;
-    }
-    let current = Watermark::current(&ledger);
-    let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
-    let nodes = dag::order(models::MODELS, &base)?;
-
-    // Each model's table with its build record (read once, all at once).
     let loaded = futures::future::try_join_all(nodes.iter().map(|node| async move {
         let id = node.model.table();
         Ok::<_, StediError>(match lakehouse.load_table(&id).await? {
@@ -216,8 +206,17 @@ pub async fn build(
             }
             None => None,
         })
-    }))
-    .await?;
+    }));
+    let (secret, landing, loaded, ledger) = futures::try_join!(
+        lakehouse.customer_key_secret(),
+        landing,
+        loaded,
+        Ledger::load(lakehouse)
+    )?;
+    for (id, table) in &landing {
+        delta::register_files(&ctx, lakehouse, id, table).await?;
+    }
+    let current = Watermark::current(&ledger);
     let mut existing: HashMap<_, _> = loaded.into_iter().flatten().collect();
     let policy = match options.consent {
         Some(policy) => policy,
