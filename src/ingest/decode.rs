@@ -9,8 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, ArrowPrimitiveType, Float64Builder, Int64Builder, PrimitiveBuilder, StringBuilder,
+    ArrayRef, ArrowPrimitiveType, Float64Builder, Int64Builder, PrimitiveBuilder, StringArray,
+    StringBuilder,
 };
+use arrow::buffer::OffsetBuffer;
 use arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -225,15 +227,15 @@ pub struct Decoder {
     source: Source,
     file: String,
     columns: Vec<Column>,
-    file_column: StringBuilder,
     lines: Int64Builder,
     rows: usize,
     /// Index of the feed's person field, if it has one.
     person: Option<usize>,
     /// The customer each row names (feeds with a person field).
     customer: Option<StringBuilder>,
-    /// Where an address is normalized, reused from row to row.
-    scratch: String,
+    /// The last address read, and its customer: readings come in runs of one person's,
+    /// so most rows reuse it instead of normalizing their address again.
+    last_person: (String, String),
 }
 
 impl Decoder {
@@ -255,12 +257,11 @@ impl Decoder {
             source,
             file: file.into(),
             columns,
-            file_column: StringBuilder::new(),
             lines: Int64Builder::new(),
             rows: 0,
             person,
             customer: person.map(|_| StringBuilder::new()),
-            scratch: String::new(),
+            last_person: (String::new(), String::new()),
         }
     }
 
@@ -334,7 +335,14 @@ impl Decoder {
         if let (Some(customers), Some(person)) = (self.customer.as_mut(), self.person) {
             match &values[person] {
                 Scalar::Str(who) => {
-                    customers.append_value(super::feed::customer_id_in(who, &mut self.scratch))
+                    let (address, customer) = &mut self.last_person;
+                    if address != who {
+                        address.clear();
+                        address.push_str(who);
+                        customer.clear();
+                        customer.push_str(&super::feed::customer_id(who));
+                    }
+                    customers.append_value(customer.as_str());
                 }
                 // Unreachable: the person field is required, checked above.
                 _ => customers.append_value(""),
@@ -343,7 +351,6 @@ impl Decoder {
         for (column, value) in self.columns.iter_mut().zip(values.iter()) {
             column.append(value);
         }
-        self.file_column.append_value(&self.file);
         self.lines.append_value(line_no as i64);
         self.rows += 1;
         Ok(true)
@@ -373,7 +380,12 @@ impl Decoder {
         if let Some(customers) = self.customer.as_mut() {
             arrays.push(text(customers, rows));
         }
-        arrays.push(text(&mut self.file_column, rows));
+        // Every row's file is this decoder's: its column is made in one go.
+        arrays.push(Arc::new(StringArray::new(
+            OffsetBuffer::from_lengths(std::iter::repeat_n(self.file.len(), rows)),
+            self.file.as_bytes().repeat(rows).into(),
+            None,
+        )));
         arrays.push(numbers(&mut self.lines, rows));
         self.rows = 0;
         // The arrays are built from the schema's own field list, so they always match it.
@@ -512,6 +524,48 @@ mod tests {
             "landing/test/f.json"
         );
         assert_eq!(column("_line").as_primitive::<Int64Type>().value(0), 7);
+    }
+
+    /// Readings come in runs of one person's; each row still names its own customer, and
+    /// every row of every batch its file.
+    #[test]
+    fn each_row_names_its_customer_and_file_in_runs_and_across_batches() {
+        let mut d = Decoder::new(Source::Accelerometer, "landing/accelerometer/f.json");
+        let line = |user: &str| format!(r#"{{"user":"{user}","timestamp":1,"x":1,"y":1,"z":1}}"#);
+        let users = [
+            "Ann@X.com",
+            "Ann@X.com",
+            "bob@x.com",
+            "Ann@X.com",
+            " ANN@x.com",
+            "ÉVE@x",
+        ];
+        let mut customers = Vec::new();
+        let mut files = Vec::new();
+        for (i, batch) in [&users[..4], &users[4..]].into_iter().enumerate() {
+            for (n, user) in batch.iter().enumerate() {
+                assert!(
+                    d.decode_line(line(user).as_bytes(), (i * 10 + n) as u64)
+                        .unwrap()
+                );
+            }
+            let rows = d.finish();
+            let column = |name: &str| {
+                rows.column_by_name(name)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone()
+            };
+            customers.extend(column("_customer").iter().map(|c| c.unwrap().to_string()));
+            files.extend(column("_file").iter().map(|f| f.unwrap().to_string()));
+        }
+        let expected: Vec<String> = users
+            .iter()
+            .map(|u| crate::ingest::feed::customer_id(u).into_owned())
+            .collect();
+        assert_eq!(customers, expected);
+        assert_eq!(expected[..2], ["ann@x.com", "ann@x.com"]);
+        assert_eq!(files, vec!["landing/accelerometer/f.json"; users.len()]);
     }
 
     #[test]

@@ -109,22 +109,6 @@ pub fn customer_id(email: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// [`customer_id`], written into `scratch` when the address needs changing, so that
-/// normalizing millions of readings allocates nothing.
-pub fn customer_id_in<'a>(email: &'a str, scratch: &'a mut String) -> &'a str {
-    if is_customer_id(email) {
-        email
-    } else if email.is_ascii() {
-        scratch.clear();
-        scratch.push_str(email.trim_matches(' '));
-        scratch.make_ascii_lowercase();
-        scratch
-    } else {
-        *scratch = customer_id(email).into_owned();
-        scratch
-    }
-}
-
 /// Whether an address is already in its [`customer_id`] form (the common case, checked
 /// without allocating).
 pub fn is_customer_id(email: &str) -> bool {
@@ -221,24 +205,5 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizing_into_a_scratch_string_gives_the_customer_id() {
-        let mut scratch = String::from("left over");
-        for email in [
-            "ann@x.com",
-            " Ann.Lee@Test.COM  ",
-            "ÉLODIE@X.COM",
-            "\tBob@x",
-            "",
-        ] {
-            assert_eq!(customer_id_in(email, &mut scratch), customer_id(email));
-        }
     }
 }
