@@ -6,6 +6,12 @@
 --
 -- incremental: per customer
 
+WITH phone_users AS (
+    -- Every spelling of an address with a trusted phone reading, once: addresses are
+    -- then normalized per spelling, not per reading.
+    SELECT DISTINCT user FROM accelerometer_trusted
+)
+
 SELECT
     c.customerName,
     c.email,
@@ -20,5 +26,5 @@ SELECT
     customer_key(c.email) AS customer_key
 FROM customer_trusted AS c
 WHERE customer_id(c.email) IN (
-    SELECT customer_id(a.user) FROM accelerometer_trusted AS a
+    SELECT customer_id(p.user) FROM phone_users AS p
 )
