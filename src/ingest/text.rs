@@ -1,8 +1,8 @@
 //! Reading the lines of a piece of a landed file into memory that a worker keeps.
 //!
-//! A worker decodes one piece after another. Reading each piece into fresh memory costs
-//! the kernel a page fault for every 4 KiB of it, as much again as copying the text;
-//! text memory kept from piece to piece is faulted in once.
+//! A worker decodes one piece after another. Each request to an object store returns
+//! its bytes in memory of their own; reading a local file straight into memory the
+//! worker keeps spares that allocation and its copy for every piece.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -91,6 +91,8 @@ impl PieceReader {
         };
         let got = self.store.get_opts(&meta.location, options).await?;
         if let GetResultPayload::File(file, path) = &got.payload {
+            // Read on this worker's own thread: it has nothing else to do until the text
+            // is there, and decoding it will hold the thread far longer.
             let wanted = got.range.end - got.range.start;
             let mut file = file;
             let read = file

@@ -20,7 +20,7 @@ pub struct Node {
 /// (the landing tables). A reference to anything else, or a cycle, is an error that
 /// names the model file.
 pub fn order(models: &[EmbeddedModel], base: &[&str]) -> Result<Vec<Node>> {
-    // Only the parser is needed: a state without the built-in functions is far cheaper.
+    // Only the parser is needed: a state without the built-in functions is enough.
     let state = SessionStateBuilder::new().build();
     let names: BTreeSet<&str> = models.iter().map(|m| m.name).collect();
     let mut nodes = BTreeMap::new();
