@@ -4,25 +4,50 @@
 -- the same customer at the same instant. No direct identifier (e-mail, name, phone,
 -- birthday): customers appear only by their pseudonymous customer_key.
 --
+-- In every join the table named first is the one held in memory: the smaller one.
+--
 -- incremental: per reading
 
 WITH customers AS (
-    -- Each curated customer's address normalized once, before it is joined.
-    SELECT customer_key, customer_id(email) AS customer
+    -- The curated customers, numbered, each address normalized once: readings are
+    -- paired by number, far cheaper than by text.
+    SELECT
+        customer_key,
+        customer_id(email) AS customer,
+        row_number() OVER (ORDER BY customer_key) AS number
     FROM customers_curated
+),
+
+readings AS (
+    SELECT s.sensorReadingTime, s.serialNumber, s.distanceFromObject, c.number
+    FROM customers AS c
+    JOIN step_trainer_trusted AS s
+        ON s.customer_key = c.customer_key
+),
+
+phone AS (
+    SELECT c.number, a.timestamp, a.x, a.y, a.z
+    FROM customers AS c
+    JOIN accelerometer_trusted AS a
+        ON customer_id(a.user) = c.customer
+),
+
+pairs AS (
+    SELECT r.sensorReadingTime, r.serialNumber, r.distanceFromObject, r.number, p.x, p.y, p.z
+    FROM readings AS r
+    JOIN phone AS p
+        ON p.number = r.number
+       AND p.timestamp = r.sensorReadingTime
 )
 
 SELECT
-    s.sensorReadingTime,
-    s.serialNumber,
-    s.distanceFromObject,
-    s.customer_key,
-    a.x,
-    a.y,
-    a.z
-FROM step_trainer_trusted AS s
-JOIN customers AS c
-    ON c.customer_key = s.customer_key
-JOIN accelerometer_trusted AS a
-    ON customer_id(a.user) = c.customer
-   AND a.timestamp = s.sensorReadingTime
+    p.sensorReadingTime,
+    p.serialNumber,
+    p.distanceFromObject,
+    c.customer_key,
+    p.x,
+    p.y,
+    p.z
+FROM customers AS c
+JOIN pairs AS p
+    ON p.number = c.number

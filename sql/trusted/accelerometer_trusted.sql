@@ -5,6 +5,8 @@
 -- `since-consent` keeps only readings taken at or after their consent date.
 -- _customer is customer_id(user), stored at ingest.
 --
+-- In every join the table named first is the one held in memory: the smaller one.
+--
 -- incremental: per customer
 
 SELECT
@@ -13,8 +15,8 @@ SELECT
     a.x,
     a.y,
     a.z
-FROM accelerometer_landing AS a
-JOIN customer_trusted AS c
+FROM customer_trusted AS c
+JOIN accelerometer_landing AS a
     ON a._customer = customer_id(c.email)
 WHERE consent_policy() = 'any-time'
    OR a.timestamp >= c.shareWithResearchAsOfDate
