@@ -9,17 +9,18 @@
 -- incremental: per customer
 
 WITH records AS (
+    -- Every record in order of customer, latest first. A customer's latest record is
+    -- then the first of theirs: the one that follows another customer's record.
     SELECT
         *,
-        row_number() OVER (
-            PARTITION BY _customer
-            ORDER BY lastUpdateDate DESC NULLS LAST, _file DESC, _line DESC
-        ) AS recency
+        lag(_customer) OVER (
+            ORDER BY _customer, lastUpdateDate DESC NULLS LAST, _file DESC, _line DESC
+        ) AS previous_customer
     FROM customer_landing
 ),
 
 latest AS (
-    SELECT * FROM records WHERE recency = 1
+    SELECT * FROM records WHERE previous_customer IS DISTINCT FROM _customer
 )
 
 SELECT
