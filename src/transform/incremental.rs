@@ -41,6 +41,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
@@ -656,13 +657,36 @@ pub async fn time_slice_session(
     Ok(ctx)
 }
 
-/// The largest row count among the inputs that have instants, and the range of their
-/// instants: what decides whether, and how, a per-reading model is built in slices.
-pub async fn instants_of(
-    ctx: &SessionContext,
-    inputs: &[String],
-) -> Result<(u64, Option<(i64, i64)>)> {
-    let (mut rows, mut span): (u64, Option<(i64, i64)>) = (0, None);
+/// The largest row count among the inputs that have instants: what decides whether a
+/// per-reading model is built in slices. It is taken from an input's statistics (its
+/// Parquet footers or Delta log) when it has them, which reads no rows, and counted
+/// otherwise.
+pub async fn largest_timed_input(ctx: &SessionContext, inputs: &[String]) -> Result<u64> {
+    let mut rows = 0;
+    for name in inputs {
+        let provider = ctx.table_provider(name.as_str()).await?;
+        if time_column(&provider.schema()).is_none() {
+            continue;
+        }
+        let scan = provider.scan(&ctx.state(), None, &[], None).await?;
+        let known = StatisticsContext::new()
+            .compute(scan.as_ref(), &StatisticsArgs::new())?
+            .num_rows
+            .get_value()
+            .copied();
+        let count = match known {
+            Some(n) => n as u64,
+            None => count_of(ctx.sql(&format!("SELECT count(*) FROM \"{name}\"")).await?).await?,
+        };
+        rows = rows.max(count);
+    }
+    Ok(rows)
+}
+
+/// The earliest and latest instant among the inputs that have instants: the range a
+/// per-reading model too large to build at once is cut into slices of.
+pub async fn span_of(ctx: &SessionContext, inputs: &[String]) -> Result<Option<Span>> {
+    let mut span: Option<Span> = None;
     for name in inputs {
         let provider = ctx.table_provider(name.as_str()).await?;
         let Some(column) = time_column(&provider.schema()) else {
@@ -670,7 +694,7 @@ pub async fn instants_of(
         };
         let batches = ctx
             .sql(&format!(
-                "SELECT count(*), min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
+                "SELECT min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
             ))
             .await?
             .collect()
@@ -684,12 +708,11 @@ pub async fn instants_of(
                 .as_primitive::<arrow::datatypes::Int64Type>();
             (!column.is_null(0)).then(|| column.value(0))
         };
-        rows = rows.max(int(0).unwrap_or(0).max(0) as u64);
-        if let (Some(lo), Some(hi)) = (int(1), int(2)) {
+        if let (Some(lo), Some(hi)) = (int(0), int(1)) {
             span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
-    Ok((rows, span))
+    Ok(span)
 }
 
 /// What replacing the affected rows of a table takes: the actions that swap the data

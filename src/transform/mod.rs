@@ -394,8 +394,13 @@ async fn rebuild(
     let inputs: Vec<String> = node.reads.iter().cloned().collect();
     let slices = match incremental::Grain::declared_in(node.model.sql) {
         Some(incremental::Grain::Reading) => {
-            let (rows, span) = incremental::instants_of(ctx, &inputs).await?;
-            span.map(|span| (span, rows.div_ceil(rows_per_slice()).max(1)))
+            let rows = incremental::largest_timed_input(ctx, &inputs).await?;
+            match rows.div_ceil(rows_per_slice()) {
+                n if n > 1 => incremental::span_of(ctx, &inputs)
+                    .await?
+                    .map(|span| (span, n)),
+                _ => None,
+            }
         }
         _ => None,
     };
