@@ -657,6 +657,21 @@ pub async fn time_slice_session(
     Ok(ctx)
 }
 
+/// The inputs that have instants (a reading time): those a slice of time restricts.
+pub async fn timed_inputs(
+    ctx: &SessionContext,
+    inputs: &[String],
+) -> Result<std::collections::BTreeSet<String>> {
+    let mut timed = std::collections::BTreeSet::new();
+    for name in inputs {
+        let provider = ctx.table_provider(name.as_str()).await?;
+        if time_column(&provider.schema()).is_some() {
+            timed.insert(name.clone());
+        }
+    }
+    Ok(timed)
+}
+
 /// The largest row count among the inputs that have instants: what decides whether a
 /// per-reading model is built in slices. It is taken from an input's statistics (its
 /// Parquet footers or Delta log) when it has them, which reads no rows, and counted

@@ -9,6 +9,7 @@
 pub mod dag;
 pub mod functions;
 pub mod incremental;
+mod invariant;
 pub mod models;
 mod slice;
 
@@ -406,7 +407,10 @@ async fn rebuild(
     };
     let files = match slices {
         Some(((lo, hi), n)) if n > 1 => {
-            // Too large to join in memory at once: one slice of time after another.
+            // Too large to join in memory at once: one slice of time after another. What
+            // is the same in every slice is computed once, before them.
+            let timed = incremental::timed_inputs(ctx, &inputs).await?;
+            let hoisted = invariant::hoist(ctx, node.model.sql, &timed).await?;
             let width = ((hi - lo) / n as i64).max(1);
             let mut parts = Vec::new();
             let mut schema = None;
@@ -424,7 +428,10 @@ async fn rebuild(
                     register_functions(c)
                 })
                 .await?;
-                let part = run_model(&slice, node.model.sql, &handle, &id, None).await?;
+                for (name, table) in &hoisted.tables {
+                    slice.register_table(name.as_str(), table.clone())?;
+                }
+                let part = run_model(&slice, &hoisted.sql, &handle, &id, None).await?;
                 schema = Some(part.schema.clone());
                 parts.push(part.adds);
                 from = until;
