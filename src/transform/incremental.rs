@@ -672,17 +672,17 @@ pub async fn timed_inputs(
     Ok(timed)
 }
 
-/// The largest row count among the inputs that have instants: what decides whether a
-/// per-reading model is built in slices. It is taken from an input's statistics (its
-/// Parquet footers or Delta log) when it has them, which reads no rows, and counted
-/// otherwise.
-pub async fn largest_timed_input(ctx: &SessionContext, inputs: &[String]) -> Result<u64> {
+/// The largest row count among `timed` inputs (see [`timed_inputs`]): what decides
+/// whether a per-reading model is built in slices. It is taken from an input's
+/// statistics (its Parquet footers or Delta log) when it has them, which reads no rows,
+/// and counted otherwise.
+pub async fn largest_input(
+    ctx: &SessionContext,
+    timed: &std::collections::BTreeSet<String>,
+) -> Result<u64> {
     let mut rows = 0;
-    for name in inputs {
+    for name in timed {
         let provider = ctx.table_provider(name.as_str()).await?;
-        if time_column(&provider.schema()).is_none() {
-            continue;
-        }
         let scan = provider.scan(&ctx.state(), None, &[], None).await?;
         let known = StatisticsContext::new()
             .compute(scan.as_ref(), &StatisticsArgs::new())?
@@ -698,11 +698,14 @@ pub async fn largest_timed_input(ctx: &SessionContext, inputs: &[String]) -> Res
     Ok(rows)
 }
 
-/// The earliest and latest instant among the inputs that have instants: the range a
-/// per-reading model too large to build at once is cut into slices of.
-pub async fn span_of(ctx: &SessionContext, inputs: &[String]) -> Result<Option<Span>> {
+/// The earliest and latest instant among `timed` inputs: the range a per-reading model
+/// too large to build at once is cut into slices of.
+pub async fn span_of(
+    ctx: &SessionContext,
+    timed: &std::collections::BTreeSet<String>,
+) -> Result<Option<Span>> {
     let mut span: Option<Span> = None;
-    for name in inputs {
+    for name in timed {
         let provider = ctx.table_provider(name.as_str()).await?;
         let Some(column) = time_column(&provider.schema()) else {
             continue;

@@ -393,23 +393,24 @@ async fn rebuild(
     };
     let started = std::time::Instant::now();
     let inputs: Vec<String> = node.reads.iter().cloned().collect();
-    let slices = match incremental::Grain::declared_in(node.model.sql) {
-        Some(incremental::Grain::Reading) => {
-            let rows = incremental::largest_timed_input(ctx, &inputs).await?;
-            match rows.div_ceil(rows_per_slice()) {
-                n if n > 1 => incremental::span_of(ctx, &inputs)
-                    .await?
-                    .map(|span| (span, n)),
-                _ => None,
-            }
-        }
+    // The inputs a slice of time restricts: only a per-reading model is sliced.
+    let timed = match incremental::Grain::declared_in(node.model.sql) {
+        Some(incremental::Grain::Reading) => incremental::timed_inputs(ctx, &inputs).await?,
+        _ => Default::default(),
+    };
+    let slices = match incremental::largest_input(ctx, &timed)
+        .await?
+        .div_ceil(rows_per_slice())
+    {
+        n if n > 1 => incremental::span_of(ctx, &timed)
+            .await?
+            .map(|span| (span, n)),
         _ => None,
     };
     let files = match slices {
         Some(((lo, hi), n)) if n > 1 => {
             // Too large to join in memory at once: one slice of time after another. What
             // is the same in every slice is computed once, before them.
-            let timed = incremental::timed_inputs(ctx, &inputs).await?;
             let hoisted = invariant::hoist(ctx, node.model.sql, &timed).await?;
             let width = ((hi - lo) / n as i64).max(1);
             let mut parts = Vec::new();
