@@ -130,6 +130,12 @@ pub fn main() -> ExitCode {
     // Ctrl-C is handled inside: a command that changes the lakehouse must still record
     // that it was interrupted before the process exits.
     let outcome = runtime.block_on(crate::commands::run(cli));
+    // A command stopped by Ctrl-C or an error can leave Delta log reads of the abandoned
+    // work running on the runtime's blocking threads. Shutting the runtime down would drop
+    // the tasks those reads wait on and make them panic after the error was printed.
+    // Nothing left running can change a table (commits are atomic), so the process ends
+    // without waiting for them.
+    std::mem::forget(runtime);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -173,23 +173,33 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_carries_on() {
     let root = generated(dir.path(), 2000);
     let keyed = Scratch::new().await;
     let expected = clean_run(&root, &keyed).await;
-    let s = landed_like(&root, &keyed).await;
-    let child = start_run(&s, std::process::Stdio::piped());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY: sends SIGINT, as Ctrl-C does, to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(130) {
-        assert!(stderr.contains("interrupted"), "{stderr}");
-        assert!(stderr.contains("hint: "), "{stderr}");
-    } else {
-        // The run was faster than the signal: it must then have succeeded.
-        assert!(out.status.success(), "{stderr}");
+    // Early, middle and late in a run: Ctrl-C then finds different work under way
+    // (Delta log reads, ingest, models, commits).
+    for delay_ms in [100u64, 300, 550, 800] {
+        let s = landed_like(&root, &keyed).await;
+        let child = start_run(&s, std::process::Stdio::piped());
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: sends SIGINT, as Ctrl-C does, to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(130) {
+            assert!(
+                stderr.contains("interrupted"),
+                "after {delay_ms} ms: {stderr}"
+            );
+            assert!(stderr.contains("hint: "), "after {delay_ms} ms: {stderr}");
+        } else {
+            // The run was faster than the signal: it must then have succeeded.
+            assert!(out.status.success(), "after {delay_ms} ms: {stderr}");
+        }
+        assert!(
+            !stderr.contains("panicked"),
+            "after {delay_ms} ms: {stderr}"
+        );
+        s.run(ConsentPolicy::AnyTime).await;
+        assert_eq!(snapshot(&s).await, expected, "after {delay_ms} ms");
     }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    s.run(ConsentPolicy::AnyTime).await;
-    assert_eq!(snapshot(&s).await, expected);
 }
 
 /// The Delta version of a table, as `stedi tables` lists it.
