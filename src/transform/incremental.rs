@@ -590,11 +590,7 @@ pub async fn restricted_session(
     affected: &Affected,
     register_functions: impl Fn(&SessionContext),
 ) -> Result<SessionContext> {
-    // Restrictions are checked while data files are read, so that the other columns are
-    // decoded only for the rows that pass (a few of a table).
-    let mut config = base.copied_config();
-    config.options_mut().execution.parquet.pushdown_filters = true;
-    let ctx = SessionContext::new_with_config_rt(config, base.runtime_env());
+    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
     register_functions(&ctx);
     affected.register(&ctx)?;
     // Each input restricted at the same time: most are read from storage.
