@@ -100,6 +100,13 @@ pub enum StediError {
     /// The run was stopped by the user.
     #[error("interrupted")]
     Interrupted,
+    /// The command was stopped because its process made no progress (used no CPU time)
+    /// for this long: a query deadlocked (see `commands::stall`).
+    #[error("stopped after {minutes} minutes without progress: the process used no CPU time")]
+    Stalled {
+        /// How long nothing happened.
+        minutes: u64,
+    },
     /// An output could not be written to stdout.
     #[error("cannot write output: {0}")]
     Output(String),
@@ -200,6 +207,9 @@ impl StediError {
             ),
             StediError::OutdatedTable { .. } => Some(
                 "the raw files are kept in `landing/<source>/`: make a new lakehouse, land them into it (`stedi land SOURCE FILE...`) and run `stedi run` there".into(),
+            ),
+            StediError::Stalled { .. } => Some(
+                "queries can deadlock when they spill to disk under memory pressure; give them more memory and run again, e.g. `STEDI_MEMORY_LIMIT=4G stedi run`: no table was left half-written, and the next run carries on".into(),
             ),
             StediError::Interrupted => Some(
                 "no table was left half-written; run `stedi run` again to carry on".into(),

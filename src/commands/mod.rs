@@ -5,6 +5,7 @@ mod demo;
 mod forget;
 mod history;
 mod interrupt;
+mod stall;
 mod tables;
 
 use std::io::Write;
