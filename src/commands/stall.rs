@@ -26,11 +26,7 @@ pub async fn stalled() {
 }
 
 /// [`stalled`] with its window, period and clock of CPU time given.
-pub(super) async fn stalled_by(
-    window: Duration,
-    every: Duration,
-    cpu_time: impl Fn() -> Option<Duration>,
-) {
+async fn stalled_by(window: Duration, every: Duration, cpu_time: impl Fn() -> Option<Duration>) {
     let Some(mut last) = cpu_time() else {
         return std::future::pending().await;
     };
