@@ -14,6 +14,7 @@ WITH customers AS (
     SELECT
         customer_key,
         customer_id(email) AS customer,
+        serialNumber,
         row_number() OVER (ORDER BY customer_key) AS number
     FROM customers_curated
 ),

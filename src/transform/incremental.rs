@@ -653,6 +653,28 @@ pub async fn time_slice_session(
     Ok(ctx)
 }
 
+/// The serial numbers of the step-trainer readings in a slice of time (see
+/// [`time_slice_session`]): under the per-reading grain a reading depends only on the
+/// customers given its serial number, so these are the only customers the slice needs.
+/// `None` when no input of the slice holds readings.
+pub async fn serials_in_slice(
+    slice: &SessionContext,
+    timed: &std::collections::BTreeSet<String>,
+) -> Result<Option<std::collections::HashSet<String>>> {
+    for name in timed {
+        let provider = slice.table_provider(name.as_str()).await?;
+        if has_reading_key(&provider.schema()) {
+            let (serials, _) = strings(
+                slice,
+                &format!("SELECT DISTINCT \"serialNumber\" FROM \"{name}\""),
+            )
+            .await?;
+            return Ok(Some(serials.into_iter().collect()));
+        }
+    }
+    Ok(None)
+}
+
 /// The inputs that have instants (a reading time): those a slice of time restricts.
 pub async fn timed_inputs(
     ctx: &SessionContext,

@@ -8,12 +8,23 @@
 //! slice. Such expressions are computed once, before the slices, and every slice reads
 //! their rows from memory. Sharing one result also keeps their numbering the same in
 //! every reference.
+//!
+//! A slice needs only some of those rows. Under the per-reading grain a reading depends
+//! only on the customers given its serial number, so in each slice an expression with a
+//! `serialNumber` column keeps the rows of the serial numbers of the slice's readings.
+//! Each slice then joins its readings with their own customers, a fraction of all,
+//! instead of with a million: smaller hash tables, and nothing shuffled between cores to
+//! build them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use arrow::array::{AsArray, BooleanArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Cte, Statement, visit_relations};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -25,8 +36,54 @@ use crate::error::Result;
 pub struct Hoisted {
     /// The query to run in each slice: the model's, without the hoisted expressions.
     pub sql: String,
-    /// The rows of each hoisted expression, by its name, to register in each slice.
-    pub tables: Vec<(String, Arc<MemTable>)>,
+    /// The rows of each hoisted expression, by its name (see [`Hoisted::register_in`]).
+    tables: Vec<(String, SchemaRef, Vec<RecordBatch>)>,
+}
+
+impl Hoisted {
+    /// Registers the hoisted tables in the session of one slice. When `serials` is given
+    /// (the serial numbers of the slice's readings), a table with a `serialNumber`
+    /// column keeps only their rows: the customers of the slice's readings.
+    pub fn register_in(
+        &self,
+        slice: &SessionContext,
+        serials: Option<&HashSet<String>>,
+    ) -> Result<()> {
+        for (name, schema, batches) in &self.tables {
+            let batches = match (serials, schema.index_of(SERIAL_COLUMN)) {
+                (Some(serials), Ok(column)) => batches
+                    .iter()
+                    .map(|batch| of_serials(batch, column, serials))
+                    .collect::<Result<Vec<_>>>()?,
+                _ => batches.clone(),
+            };
+            let table = MemTable::try_new(schema.clone(), vec![batches])?;
+            slice.register_table(name.as_str(), Arc::new(table))?;
+        }
+        Ok(())
+    }
+}
+
+/// The column that names a customer's serial number.
+const SERIAL_COLUMN: &str = "serialNumber";
+
+/// The rows of `batch` whose `column` holds one of `serials`.
+fn of_serials(
+    batch: &RecordBatch,
+    column: usize,
+    serials: &HashSet<String>,
+) -> Result<RecordBatch> {
+    let values = batch.column(column);
+    let keep = |v: Option<&str>| Some(v.is_some_and(|v| serials.contains(v)));
+    let keep: BooleanArray = match values.data_type() {
+        DataType::Utf8View => values.as_string_view().iter().map(keep).collect(),
+        _ => {
+            let values =
+                arrow::compute::cast(values, &DataType::Utf8).map_err(DataFusionError::from)?;
+            values.as_string::<i32>().iter().map(keep).collect()
+        }
+    };
+    Ok(arrow::compute::filter_record_batch(batch, &keep).map_err(DataFusionError::from)?)
 }
 
 /// Takes out of `sql` the common table expressions that read none of the `timed` tables
@@ -86,8 +143,7 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
             .await?;
         let schema = Arc::new(rows.schema().as_arrow().clone());
         let batches = rows.collect().await?;
-        let table = MemTable::try_new(schema, vec![batches])?;
-        tables.push((name.value.clone(), Arc::new(table)));
+        tables.push((name.value.clone(), schema, batches));
     }
     if kept.is_empty() {
         query.with = None;
@@ -102,7 +158,7 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeSet, HashSet};
 
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
@@ -145,7 +201,7 @@ mod tests {
 
         let hoisted = hoist(&ctx, MODEL, &timed).await.unwrap();
 
-        let names: Vec<&str> = hoisted.tables.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = hoisted.tables.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(names, ["customers", "numbers"]);
         assert!(
             hoisted.sql.starts_with("WITH phone AS ("),
@@ -160,9 +216,7 @@ mod tests {
                 ctx.table_provider("accelerometer_trusted").await.unwrap(),
             )
             .unwrap();
-        for (name, table) in hoisted.tables {
-            slice.register_table(name, table).unwrap();
-        }
+        hoisted.register_in(&slice, None).unwrap();
         let whole = ctx.sql(MODEL).await.unwrap().collect().await.unwrap();
         let sliced = slice
             .sql(&hoisted.sql)
@@ -174,6 +228,60 @@ mod tests {
         assert_eq!(
             pretty_format_batches(&sliced).unwrap().to_string(),
             pretty_format_batches(&whole).unwrap().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slice_keeps_the_customers_of_its_serial_numbers_numbered_as_among_all() {
+        let ctx = SessionContext::new();
+        ctx.sql(
+            "CREATE TABLE customers_curated (email TEXT, \"serialNumber\" TEXT) AS VALUES
+             ('a@x.com', 's1'), ('b@x.com', 's2'), ('c@x.com', 's1'), ('d@x.com', 's3')",
+        )
+        .await
+        .unwrap();
+        ctx.sql("CREATE TABLE step_trainer_landing AS VALUES ('s1', 10)")
+            .await
+            .unwrap();
+        let model = "
+            WITH customers AS (
+                SELECT email, \"serialNumber\", row_number() OVER (ORDER BY email) AS number
+                FROM customers_curated
+            ),
+            emails AS (SELECT email FROM customers)
+            SELECT c.email, c.number, (SELECT count(*) FROM emails) AS everyone
+            FROM customers AS c, step_trainer_landing AS s
+            ORDER BY c.number";
+        let timed = BTreeSet::from(["step_trainer_landing".to_string()]);
+        let hoisted = hoist(&ctx, model, &timed).await.unwrap();
+
+        let slice = SessionContext::new();
+        slice
+            .register_table(
+                "step_trainer_landing",
+                ctx.table_provider("step_trainer_landing").await.unwrap(),
+            )
+            .unwrap();
+        let serials = HashSet::from(["s1".to_string(), "s9".to_string()]);
+        hoisted.register_in(&slice, Some(&serials)).unwrap();
+        let rows = slice
+            .sql(&hoisted.sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+
+        // The customers of s1 keep the numbers they have among all four; a table without
+        // serial numbers is whole.
+        assert_eq!(
+            pretty_format_batches(&rows).unwrap().to_string(),
+            "+---------+--------+----------+\n\
+             | email   | number | everyone |\n\
+             +---------+--------+----------+\n\
+             | a@x.com | 1      | 4        |\n\
+             | c@x.com | 3      | 4        |\n\
+             +---------+--------+----------+"
         );
     }
 

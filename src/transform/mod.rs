@@ -429,9 +429,8 @@ async fn rebuild(
                     register_functions(c)
                 })
                 .await?;
-                for (name, table) in &hoisted.tables {
-                    slice.register_table(name.as_str(), table.clone())?;
-                }
+                let serials = incremental::serials_in_slice(&slice, &timed).await?;
+                hoisted.register_in(&slice, serials.as_ref())?;
                 let part = run_model(&slice, &hoisted.sql, &handle, &id, None).await?;
                 schema = Some(part.schema.clone());
                 parts.push(part.adds);
