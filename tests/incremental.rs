@@ -391,6 +391,27 @@ async fn a_model_built_in_slices_of_time_equals_one_built_at_once() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("built in slices of time"), "{log}");
     assert!(at_once.count("accelerometer_trusted").await > 8_192);
+    // As many slices as it takes to hold the largest input 8,192 rows at a time.
+    for (model, inputs) in [
+        (
+            "step_trainer_trusted",
+            ["accelerometer_trusted", "step_trainer_landing"],
+        ),
+        (
+            "machine_learning_curated",
+            ["accelerometer_trusted", "step_trainer_trusted"],
+        ),
+    ] {
+        let mut largest = 0;
+        for input in inputs {
+            largest = largest.max(at_once.count(input).await);
+        }
+        let slices = largest.div_ceil(8_192);
+        assert!(
+            log.contains(&format!("model={model} slices={slices}")),
+            "{model} in {slices} slices: {log}"
+        );
+    }
     for table in MODELS {
         assert_eq!(
             table_rows(&sliced, table).await,

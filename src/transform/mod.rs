@@ -412,18 +412,15 @@ async fn rebuild(
             // Too large to join in memory at once: one slice of time after another. What
             // is the same in every slice is computed once, before them.
             let hoisted = invariant::hoist(ctx, node.model.sql, &timed).await?;
-            let width = ((hi - lo) / n as i64).max(1);
+            // `n` slices cover the instants `lo..=hi`, the last one possibly shorter.
+            let width = (hi - lo) / n as i64 + 1;
             let mut parts = Vec::new();
             let mut schema = None;
             let mut from = lo;
             let mut i = 0;
             while from <= hi {
                 i += 1;
-                let until = if from + width > hi {
-                    hi + 1
-                } else {
-                    from + width
-                };
+                let until = (from + width).min(hi + 1);
                 stage.message(format!("slice {i} of {n}"));
                 let slice = incremental::time_slice_session(ctx, &inputs, from, until, |c| {
                     register_functions(c)
