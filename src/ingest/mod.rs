@@ -350,6 +350,12 @@ async fn decode_batches(
                     let Some(piece) = pieces.list.get(at) else {
                         break;
                     };
+                    // The piece this worker will likely take after this one, while the
+                    // others decode theirs.
+                    if let Some(ahead) = pieces.list.get(at + workers) {
+                        let file = &batches[ahead.batch].files[ahead.file];
+                        reader.prefetch(file, ahead.start..ahead.end).await;
+                    }
                     let b = piece.batch;
                     let batch = &batches[b];
                     let rows_out = match &mut current {

@@ -82,6 +82,36 @@ impl PieceReader {
         }
     }
 
+    /// Asks the operating system to start reading bytes `range` of a landed file on a
+    /// local disk into its cache, without waiting for them: a worker that reads the next
+    /// piece only after decoding this one then finds it there, instead of leaving its
+    /// core idle while the disk catches up. Any other store is not asked.
+    pub async fn prefetch(&self, meta: &ObjectMeta, range: Range<u64>) {
+        let options = GetOptions {
+            range: Some(range.into()),
+            ..GetOptions::default()
+        };
+        let Ok(got) = self.store.get_opts(&meta.location, options).await else {
+            // Only a hint: reading the piece will report what is wrong.
+            return;
+        };
+        #[cfg(unix)]
+        if let GetResultPayload::File(file, _) = &got.payload {
+            use std::os::fd::AsRawFd;
+            let (start, len) = (got.range.start, got.range.end - got.range.start);
+            // SAFETY: the descriptor is open for as long as `file` lives.
+            unsafe {
+                libc::posix_fadvise(
+                    file.as_raw_fd(),
+                    start as libc::off_t,
+                    len as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+        }
+        drop(got);
+    }
+
     /// Appends bytes `range` of a landed file to the text. A file on a local disk is
     /// read straight into it; from any other store, what a request returns is copied in.
     async fn append(&mut self, meta: &ObjectMeta, range: Range<u64>) -> Result<()> {
@@ -137,6 +167,70 @@ mod tests {
             start = end;
         }
         all
+    }
+
+    /// How many of the pages of bytes `range` of `file` the operating system holds in memory.
+    #[cfg(target_os = "linux")]
+    fn cached_pages(file: &std::fs::File, range: Range<usize>) -> (usize, usize) {
+        use std::os::fd::AsRawFd;
+        let page = 4096;
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: a read-only mapping of an open file, unmapped before returning.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let mut pages = vec![0u8; len.div_ceil(page)];
+            assert_eq!(libc::mincore(map, len, pages.as_mut_ptr()), 0);
+            libc::munmap(map, len);
+            let wanted = &pages[range.start / page..range.end.div_ceil(page)];
+            (wanted.iter().filter(|p| *p & 1 == 1).count(), wanted.len())
+        }
+    }
+
+    /// Prefetching a piece of a file on a local disk has the operating system read it
+    /// into memory before anyone reads it.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_prefetched_piece_of_a_local_file_is_read_into_memory() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = Path::from("landing/accelerometer/f.json");
+        store.put(&path, vec![b'x'; 4 << 20].into()).await.unwrap();
+        let meta = store.head(&path).await.unwrap();
+        let file = std::fs::File::open(dir.path().join(path.as_ref())).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: a hint on an open descriptor.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let piece = (1 << 20)..(3 << 20);
+        if cached_pages(&file, piece.clone()).0 > 0 {
+            eprintln!(
+                "skipped: this file system keeps files in memory, there is nothing to prefetch"
+            );
+            return;
+        }
+
+        PieceReader::new(store)
+            .prefetch(&meta, piece.start as u64..piece.end as u64)
+            .await;
+
+        // The disk is read in the background: wait for it, a little.
+        let mut cached = (0, 1);
+        for _ in 0..200 {
+            cached = cached_pages(&file, piece.clone());
+            if cached.0 == cached.1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(cached.0, cached.1, "pages of the piece in memory (of all)");
     }
 
     /// One reader, reading the pieces of a file one after another from a local disk or
