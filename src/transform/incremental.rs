@@ -660,7 +660,7 @@ pub async fn time_slice_session(
 pub async fn serials_in_slice(
     slice: &SessionContext,
     timed: &std::collections::BTreeSet<String>,
-) -> Result<Option<std::collections::HashSet<String>>> {
+) -> Result<Option<std::collections::HashSet<String, ahash::RandomState>>> {
     for name in timed {
         let provider = slice.table_provider(name.as_str()).await?;
         if has_reading_key(&provider.schema()) {

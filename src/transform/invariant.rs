@@ -17,6 +17,7 @@
 //! build them.
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -44,10 +45,10 @@ impl Hoisted {
     /// Registers the hoisted tables in the session of one slice. When `serials` is given
     /// (the serial numbers of the slice's readings), a table with a `serialNumber`
     /// column keeps only their rows: the customers of the slice's readings.
-    pub fn register_in(
+    pub fn register_in<S: BuildHasher>(
         &self,
         slice: &SessionContext,
-        serials: Option<&HashSet<String>>,
+        serials: Option<&HashSet<String, S>>,
     ) -> Result<()> {
         for (name, schema, batches) in &self.tables {
             let batches = match (serials, schema.index_of(SERIAL_COLUMN)) {
@@ -68,10 +69,10 @@ impl Hoisted {
 const SERIAL_COLUMN: &str = "serialNumber";
 
 /// The rows of `batch` whose `column` holds one of `serials`.
-fn of_serials(
+fn of_serials<S: BuildHasher>(
     batch: &RecordBatch,
     column: usize,
-    serials: &HashSet<String>,
+    serials: &HashSet<String, S>,
 ) -> Result<RecordBatch> {
     let values = batch.column(column);
     let keep = |v: Option<&str>| Some(v.is_some_and(|v| serials.contains(v)));
@@ -216,7 +217,9 @@ mod tests {
                 ctx.table_provider("accelerometer_trusted").await.unwrap(),
             )
             .unwrap();
-        hoisted.register_in(&slice, None).unwrap();
+        hoisted
+            .register_in(&slice, None::<&HashSet<String>>)
+            .unwrap();
         let whole = ctx.sql(MODEL).await.unwrap().collect().await.unwrap();
         let sliced = slice
             .sql(&hoisted.sql)
