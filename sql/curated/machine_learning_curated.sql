@@ -10,7 +10,8 @@
 
 WITH customers AS (
     -- The curated customers, numbered, each address normalized once: readings are
-    -- paired by number, far cheaper than by text.
+    -- paired by number, far cheaper than by text. Their serial numbers let a build in
+    -- slices of time pair each slice's readings with their own customers only.
     SELECT
         customer_key,
         customer_id(email) AS customer,
