@@ -161,10 +161,11 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
 mod tests {
     use std::collections::{BTreeSet, HashSet};
 
+    use arrow::record_batch::RecordBatch;
     use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
 
-    use super::hoist;
+    use super::{Hoisted, hoist};
 
     /// Customers and their phone readings, as tables of a session.
     async fn session() -> SessionContext {
@@ -195,6 +196,28 @@ mod tests {
         SELECT p.number, p.instant FROM numbers AS n JOIN phone AS p ON p.number = n.number
         ORDER BY p.number, p.instant";
 
+    /// The rows of what `hoisted` leaves to each slice, run in a slice's session holding
+    /// `table` of `ctx` and the hoisted rows (restricted to `serials` when given).
+    async fn in_slice(
+        ctx: &SessionContext,
+        hoisted: &Hoisted,
+        table: &str,
+        serials: Option<&HashSet<String>>,
+    ) -> Vec<RecordBatch> {
+        let slice = SessionContext::new();
+        slice
+            .register_table(table, ctx.table_provider(table).await.unwrap())
+            .unwrap();
+        hoisted.register_in(&slice, serials).unwrap();
+        slice
+            .sql(&hoisted.sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn expressions_without_instants_are_computed_once_and_the_rest_gives_the_same_rows() {
         let ctx = session().await;
@@ -210,24 +233,8 @@ mod tests {
             hoisted.sql
         );
         assert!(!hoisted.sql.contains("numbers AS ("), "{}", hoisted.sql);
-        let slice = SessionContext::new();
-        slice
-            .register_table(
-                "accelerometer_trusted",
-                ctx.table_provider("accelerometer_trusted").await.unwrap(),
-            )
-            .unwrap();
-        hoisted
-            .register_in(&slice, None::<&HashSet<String>>)
-            .unwrap();
         let whole = ctx.sql(MODEL).await.unwrap().collect().await.unwrap();
-        let sliced = slice
-            .sql(&hoisted.sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let sliced = in_slice(&ctx, &hoisted, "accelerometer_trusted", None).await;
         assert_eq!(
             pretty_format_batches(&sliced).unwrap().to_string(),
             pretty_format_batches(&whole).unwrap().to_string()
@@ -258,22 +265,8 @@ mod tests {
         let timed = BTreeSet::from(["step_trainer_landing".to_string()]);
         let hoisted = hoist(&ctx, model, &timed).await.unwrap();
 
-        let slice = SessionContext::new();
-        slice
-            .register_table(
-                "step_trainer_landing",
-                ctx.table_provider("step_trainer_landing").await.unwrap(),
-            )
-            .unwrap();
         let serials = HashSet::from(["s1".to_string(), "s9".to_string()]);
-        hoisted.register_in(&slice, Some(&serials)).unwrap();
-        let rows = slice
-            .sql(&hoisted.sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let rows = in_slice(&ctx, &hoisted, "step_trainer_landing", Some(&serials)).await;
 
         // The customers of s1 keep the numbers they have among all four; a table without
         // serial numbers is whole.
