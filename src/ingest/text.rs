@@ -21,6 +21,9 @@ pub(super) const TAIL_READ: u64 = 64 * 1024;
 pub(super) struct PieceReader {
     store: Arc<dyn ObjectStore>,
     text: Vec<u8>,
+    /// Whether the store has handed over a local file: only then is prefetching a hint
+    /// to the operating system rather than a request that fetches bytes for nothing.
+    local: bool,
 }
 
 impl PieceReader {
@@ -29,6 +32,7 @@ impl PieceReader {
         PieceReader {
             store,
             text: Vec::new(),
+            local: false,
         }
     }
 
@@ -85,8 +89,12 @@ impl PieceReader {
     /// Asks the operating system to start reading bytes `range` of a landed file on a
     /// local disk into its cache, without waiting for them: a worker that reads the next
     /// piece only after decoding this one then finds it there, instead of leaving its
-    /// core idle while the disk catches up. Any other store is not asked.
+    /// core idle while the disk catches up. A store that has not handed over a local
+    /// file (object storage) is not asked.
     pub async fn prefetch(&self, meta: &ObjectMeta, range: Range<u64>) {
+        if !self.local {
+            return;
+        }
         let options = GetOptions {
             range: Some(range.into()),
             ..GetOptions::default()
@@ -121,6 +129,7 @@ impl PieceReader {
         };
         let got = self.store.get_opts(&meta.location, options).await?;
         if let GetResultPayload::File(file, path) = &got.payload {
+            self.local = true;
             // Read on this worker's own thread: it has nothing else to do until the text
             // is there, and decoding it will hold the thread far longer.
             let wanted = got.range.end - got.range.start;
@@ -217,7 +226,14 @@ mod tests {
             return;
         }
 
-        PieceReader::new(store)
+        // A reader prefetches once the store has shown it hands over local files: here
+        // by another file, which leaves the operating system no cause to read this one.
+        let other = Path::from("landing/accelerometer/e.json");
+        store.put(&other, "{}\n".into()).await.unwrap();
+        let other = store.head(&other).await.unwrap();
+        let mut reader = PieceReader::new(store);
+        reader.lines(&other, 0, 3).await.unwrap();
+        reader
             .prefetch(&meta, piece.start as u64..piece.end as u64)
             .await;
 
