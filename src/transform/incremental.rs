@@ -328,7 +328,17 @@ fn quoted<S: AsRef<str>>(values: &[S]) -> String {
 /// The distinct non-null strings of the first column of `sql`'s result, sorted, and
 /// whether any row's second column (a boolean, when there is one) is true.
 async fn strings(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)> {
-    let mut out = std::collections::BTreeSet::new();
+    let (sorted, any): (std::collections::BTreeSet<String>, bool) =
+        gather_strings(ctx, sql).await?;
+    Ok((sorted.into_iter().collect(), any))
+}
+
+/// [`strings`] gathered into any collection, for callers that have no use for the order.
+async fn gather_strings<C: Default + Extend<String>>(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(C, bool)> {
+    let mut out = C::default();
     let mut any = false;
     for batch in ctx.sql(sql).await?.collect().await? {
         let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
@@ -344,7 +354,7 @@ async fn strings(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)>
             any |= flags.as_boolean().true_count() > 0;
         }
     }
-    Ok((out.into_iter().collect(), any))
+    Ok((out, any))
 }
 
 /// Works out the affected keys from the files ingested after `since`. `ctx` must have the
@@ -664,12 +674,12 @@ pub async fn serials_in_slice(
     for name in timed {
         let provider = slice.table_provider(name.as_str()).await?;
         if has_reading_key(&provider.schema()) {
-            let (serials, _) = strings(
+            let (serials, _) = gather_strings(
                 slice,
                 &format!("SELECT DISTINCT \"serialNumber\" FROM \"{name}\""),
             )
             .await?;
-            return Ok(Some(serials.into_iter().collect()));
+            return Ok(Some(serials));
         }
     }
     Ok(None)
