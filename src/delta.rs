@@ -7,7 +7,6 @@
 //! cluster's executors) be committed from one place.
 
 use std::collections::HashMap;
-use std::num::NonZeroU64;
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
@@ -16,12 +15,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, Encoding};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use datafusion::parquet::schema::types::ColumnPath;
-use delta_kernel::table_properties::DataSkippingNumIndexedCols;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
-use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::config::TablePropertiesExt;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -29,6 +25,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde_json::Value;
 
+use crate::data_file::{DataFileSpec, DataFileWriter};
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::TableId;
@@ -36,14 +33,10 @@ use crate::lakehouse::layout::TableId;
 /// Files roll over at this size, so a large table is many files that scan in parallel.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
-/// The most distinct customers a row group's Bloom filter is sized for (a row group's
-/// rows; the writer folds the filter down to what it holds), and its false-positive rate.
-/// An incremental run probes a filter with every affected customer, so the rate must
-/// stay low even for a thousand probes (1 − (1 − p)^1000 ≈ 1 %).
-const BLOOM_CUSTOMERS: u64 = 1 << 20;
+/// The false-positive rate of the Bloom filter of a row group's customers (sized for the
+/// customers it holds). An incremental run probes a filter with every affected customer,
+/// so the rate must stay low even for a thousand probes (1 − (1 − p)^1000 ≈ 1 %).
 const BLOOM_FALSE_POSITIVES: f64 = 1e-5;
-/// The fewest distinct customers a Bloom filter is sized for.
-const BLOOM_MIN_CUSTOMERS: u64 = 1 << 10;
 
 /// Values a column writer takes in one go before it checks its page's size and updates
 /// its statistics: eight times Parquet's default, for fewer such rounds per row, at the
@@ -90,57 +83,53 @@ impl StagedFiles {
 
 /// A writer of data files into a table's folder.
 pub struct FileWriter {
-    inner: DeltaWriter,
+    inner: DataFileWriter,
+    schema: SchemaRef,
     written: bool,
 }
 
 impl FileWriter {
-    /// A writer for `table`, whose files will hold `schema`.
+    /// A writer for `table`, whose files will hold `schema` (text of any kind as `Utf8`).
     ///
     /// Statistics (kept in the Delta log, which outlives vacuumed data files) are collected
     /// for every column except [`PERSONAL_COLUMNS`](crate::lakehouse::layout::PERSONAL_COLUMNS),
     /// so that no e-mail address, name or raw line ever reaches `_delta_log`.
-    pub fn new(table: &DeltaTable, schema: SchemaRef) -> Self {
-        Self::for_customers(table, schema, BLOOM_CUSTOMERS)
-    }
-
-    /// [`FileWriter::new`] for rows that name at most `customers` distinct customers,
-    /// such as the recomputed rows of an incremental run: each row group's Bloom filter
-    /// starts at the size that many need instead of the size a million need (4 MiB, which
-    /// costs more to allocate and fold than a small write costs in all).
-    pub fn for_customers(table: &DeltaTable, schema: SchemaRef, customers: u64) -> Self {
+    pub fn new(table: &DeltaTable, schema: SchemaRef) -> Result<Self, DeltaTableError> {
+        let schema = DataFileWriter::file_schema(&schema);
         let stats_columns: Vec<String> = schema
             .fields()
             .iter()
             .map(|f| f.name())
             .filter(|name| !crate::lakehouse::layout::PERSONAL_COLUMNS.contains(&name.as_str()))
             .take(deltalake::table::config::DEFAULT_NUM_INDEX_COLS as usize)
-            .map(|name| format!("\"{}\"", name.replace('"', "\"\"")))
+            .cloned()
             .collect();
-        let customers = customers.clamp(BLOOM_MIN_CUSTOMERS, BLOOM_CUSTOMERS);
-        let properties = writer_properties(&schema, customers);
-        let config = WriterConfig::new(
+        let spec = DataFileSpec {
+            properties: writer_properties(&schema),
+            bloom: crate::lakehouse::layout::customer_column(&schema)
+                .map(|c| (c.to_string(), BLOOM_FALSE_POSITIVES)),
+            stats_columns,
+            target_size: TARGET_FILE_SIZE,
+            schema: schema.clone(),
+        };
+        let store = table.log_store().object_store(None);
+        Ok(FileWriter {
+            inner: DataFileWriter::new(store, spec)?,
             schema,
-            Vec::new(),
-            Some(properties),
-            NonZeroU64::new(TARGET_FILE_SIZE),
-            None,
-            DataSkippingNumIndexedCols::NumColumns(
-                deltalake::table::config::DEFAULT_NUM_INDEX_COLS,
-            ),
-            Some(stats_columns),
-        );
-        FileWriter {
-            inner: DeltaWriter::new(table.log_store().object_store(None), config),
             written: false,
-        }
+        })
     }
 
     /// Writes a batch (empty batches are skipped).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), DeltaTableError> {
         if batch.num_rows() > 0 {
             self.written = true;
-            self.inner.write(batch).await?;
+            if batch.schema().fields() == self.schema.fields() {
+                self.inner.write(batch).await?;
+            } else {
+                let batch = cast_to(batch, &self.schema)?;
+                self.inner.write(&batch).await?;
+            }
         }
         Ok(())
     }
@@ -154,15 +143,25 @@ impl FileWriter {
     }
 }
 
-/// How stedi writes Parquet: Snappy pages; a Bloom filter of the column that names the
-/// customer (see [`customer_column`](crate::lakehouse::layout::customer_column)); no
-/// min/max statistics of personal columns, which would only be more copies of an address
-/// (a Bloom filter finds a customer, min/max of addresses in hash order would not); and
-/// integers (instants, line numbers, distances) as differences from one value to the next
-/// instead of through a dictionary: they seldom repeat but lie close together, so this
-/// is both smaller and far cheaper to write. Values are encoded [`WRITE_BATCH_ROWS`] at a
-/// time.
-fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
+/// `batch` with its columns cast to the types of `schema` (text views to text).
+fn cast_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// How stedi writes Parquet: Snappy pages; no min/max statistics of personal columns,
+/// which would only be more copies of an address (a Bloom filter finds a customer, min/max
+/// of addresses in hash order would not); and integers (instants, line numbers,
+/// distances) as differences from one value to the next instead of through a dictionary:
+/// they seldom repeat but lie close together, so this is both smaller and far cheaper to
+/// write. Values are encoded [`WRITE_BATCH_ROWS`] at a time. Text columns are written by
+/// runs (see [`crate::data_file::text_runs`]), with the same statistics settings.
+fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
@@ -177,13 +176,6 @@ fn writer_properties(schema: &SchemaRef, customers: u64) -> WriterProperties {
                 .set_column_dictionary_enabled(name.into(), false)
                 .set_column_encoding(name.into(), Encoding::DELTA_BINARY_PACKED);
         }
-    }
-    if let Some(column) = crate::lakehouse::layout::customer_column(schema) {
-        let column = ColumnPath::from(column);
-        builder = builder
-            .set_column_bloom_filter_enabled(column.clone(), true)
-            .set_column_bloom_filter_max_ndv(column.clone(), customers)
-            .set_column_bloom_filter_fpp(column, BLOOM_FALSE_POSITIVES);
     }
     builder.build()
 }
@@ -242,7 +234,8 @@ pub async fn append_batch(
     metadata: HashMap<String, Value>,
 ) -> Result<i64> {
     let schema = batch.schema();
-    let mut writer = FileWriter::new(table, schema.clone());
+    let mut writer =
+        FileWriter::new(table, schema.clone()).map_err(|e| StediError::delta(name, e))?;
     writer
         .write(&batch)
         .await
@@ -382,8 +375,12 @@ pub async fn rewrite_without(
                 arrow::compute::not(&mask).map_err(datafusion::error::DataFusionError::from)?;
             let kept = filter_record_batch(&batch, &keep)
                 .map_err(datafusion::error::DataFusionError::from)?;
-            let writer = writer.get_or_insert_with(|| FileWriter::new(table, batch.schema()));
-            writer.write(&kept).await.map_err(delta_err)?;
+            if writer.is_none() {
+                writer = Some(FileWriter::new(table, batch.schema()).map_err(delta_err)?);
+            }
+            if let Some(writer) = writer.as_mut() {
+                writer.write(&kept).await.map_err(delta_err)?;
+            }
         }
         if let Some(writer) = writer {
             let adds = writer.close().await.map_err(delta_err)?;

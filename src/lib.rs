@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod data_file;
 pub mod delta;
 pub mod erase;
 pub mod error;

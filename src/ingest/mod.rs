@@ -95,9 +95,6 @@ struct Batch {
     files: Vec<object_store::ObjectMeta>,
     /// The source's landing table, where the batch's data files are written.
     landing: DeltaTable,
-    /// The most customers the batch can name (one per record at most): what its data
-    /// files' Bloom filters are sized for.
-    customers: u64,
     /// Bytes to read, for the progress display.
     stage: Stage,
 }
@@ -116,7 +113,6 @@ impl Batch {
             number,
             files,
             landing: landing.clone(),
-            customers: total / source.shortest_line(),
             stage: progress.bytes(&format!("ingest {source}"), total),
         }
     }
@@ -363,11 +359,11 @@ async fn decode_batches(
                         _ => {
                             // Replacing the sender lets the previous batch's writer finish.
                             let (tx, rx) = mpsc::channel(2);
-                            let writer = FileWriter::for_customers(
-                                &batch.landing,
-                                batch.source.landing_schema(),
-                                batch.customers,
-                            );
+                            let writer =
+                                FileWriter::new(&batch.landing, batch.source.landing_schema())
+                                    .map_err(|e| {
+                                        StediError::delta(batch.source.landing_table(), e)
+                                    })?;
                             writers.spawn(write_all(b, rx, writer, batch.source));
                             &mut current.insert((b, tx)).1
                         }

@@ -315,9 +315,7 @@ pub async fn build(
         })
         .await?;
         let prepared_ms = started.elapsed().as_millis() as u64;
-        // The recomputed rows name only affected customers, by one of their addresses.
-        let customers = (grain == incremental::Grain::Customer).then_some(affected.addresses.len());
-        let added = run_model(&restricted, node.model.sql, &table, &id, customers).await?;
+        let added = run_model(&restricted, node.model.sql, &table, &id).await?;
         let computed_ms = started.elapsed().as_millis() as u64;
         let removal =
             incremental::remove_affected(&ctx, lakehouse, &id, &table, grain, &affected).await?;
@@ -428,7 +426,7 @@ async fn rebuild(
                 .await?;
                 let serials = incremental::serials_in_slice(&slice, &timed).await?;
                 hoisted.register_in(&slice, serials.as_ref())?;
-                let part = run_model(&slice, &hoisted.sql, &handle, &id, None).await?;
+                let part = run_model(&slice, &hoisted.sql, &handle, &id).await?;
                 schema = Some(part.schema.clone());
                 parts.push(part.adds);
                 from = until;
@@ -436,10 +434,10 @@ async fn rebuild(
             tracing::info!(model = %id.name, slices = i, "built in slices of time");
             match schema {
                 Some(schema) => StagedFiles::merge(schema, parts),
-                None => run_model(ctx, node.model.sql, &handle, &id, None).await?,
+                None => run_model(ctx, node.model.sql, &handle, &id).await?,
             }
         }
-        _ => run_model(ctx, node.model.sql, &handle, &id, None).await?,
+        _ => run_model(ctx, node.model.sql, &handle, &id).await?,
     };
     let rows = files.rows();
     tracing::info!(
@@ -461,14 +459,12 @@ async fn rebuild(
 }
 
 /// Runs one model and writes its result as uncommitted files of its table, one writer
-/// per partition so that both cores encode Parquet. `customers`, when known, is the most
-/// distinct customers the result can name (see [`FileWriter::for_customers`]).
+/// per partition so that both cores encode Parquet.
 async fn run_model(
     ctx: &SessionContext,
     sql: &str,
     table: &deltalake::DeltaTable,
     id: &TableId,
-    customers: Option<usize>,
 ) -> Result<StagedFiles> {
     let failed = |e: datafusion::error::DataFusionError| StediError::Model {
         model: id.name.clone(),
@@ -483,10 +479,8 @@ async fn run_model(
     let streams = execute_stream_partitioned(plan, ctx.task_ctx()).map_err(failed)?;
     let mut tasks = Vec::with_capacity(streams.len());
     for mut stream in streams {
-        let mut writer = match customers {
-            Some(n) => FileWriter::for_customers(table, schema.clone(), n as u64),
-            None => FileWriter::new(table, schema.clone()),
-        };
+        let mut writer =
+            FileWriter::new(table, schema.clone()).map_err(|e| StediError::delta(&id.name, e))?;
         let name = id.name.clone();
         tasks.push(async move {
             while let Some(batch) = stream.next().await {

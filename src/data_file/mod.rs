@@ -1,0 +1,483 @@
+//! Writing a table's data files: Parquet files, rolled over at a target size, each
+//! described by the Delta `add` action (with its statistics) that will publish it.
+//!
+//! Text columns go through [`text_runs`], which does its work once per run of equal
+//! values; every other column through Parquet's own Arrow column writer. Each row group
+//! is assembled from both, so a file is ordinary Parquet to every reader.
+
+pub mod stats;
+pub mod text_runs;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use datafusion::parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
+use datafusion::parquet::errors::{ParquetError, Result as ParquetResult};
+use datafusion::parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
+use datafusion::parquet::file::writer::SerializedFileWriter;
+use datafusion::parquet::schema::types::SchemaDescriptor;
+use deltalake::DeltaTableError;
+use deltalake::kernel::Add;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use tokio::io::AsyncWriteExt;
+
+use text_runs::TextRunsEncoder;
+
+/// Rows of a row group: Parquet's default, a unit a reader skips or reads whole.
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// How the columns of a table are written.
+#[derive(Debug, Clone)]
+pub struct DataFileSpec {
+    /// The schema every file holds (text as `Utf8`).
+    pub schema: SchemaRef,
+    /// Parquet settings of the columns written by Parquet's own writer.
+    pub properties: WriterProperties,
+    /// The text column that gets a Bloom filter in every row group, and its
+    /// false-positive rate.
+    pub bloom: Option<(String, f64)>,
+    /// Columns whose statistics go into the `add` actions.
+    pub stats_columns: Vec<String>,
+    /// Files roll over once they reach this size.
+    pub target_size: u64,
+}
+
+/// Writes batches as data files into a table's folder and returns their `add` actions.
+pub struct DataFileWriter {
+    store: Arc<dyn ObjectStore>,
+    spec: DataFileSpec,
+    parquet_schema: Arc<SchemaDescriptor>,
+    properties: WriterPropertiesPtr,
+    file: Option<OpenFile>,
+    adds: Vec<Add>,
+}
+
+/// A file being written: its row groups so far are on their way to the store.
+struct OpenFile {
+    path: Path,
+    writer: SerializedFileWriter<Vec<u8>>,
+    /// Parquet's writers of the columns that are not text.
+    factory: ArrowRowGroupWriterFactory,
+    upload: BufWriter,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+/// One column of the row group being written.
+enum Column {
+    Text(TextRunsEncoder),
+    Other(Box<ArrowColumnWriter>),
+}
+
+impl DataFileWriter {
+    /// A writer of `spec`'s files into `store` (the table's folder).
+    pub fn new(store: Arc<dyn ObjectStore>, spec: DataFileSpec) -> ParquetResult<Self> {
+        let mut properties = spec.properties.clone();
+        add_encoded_arrow_schema_to_metadata(&spec.schema, &mut properties);
+        let parquet_schema = ArrowSchemaConverter::new().convert(&spec.schema)?;
+        Ok(DataFileWriter {
+            store,
+            spec,
+            parquet_schema: Arc::new(parquet_schema),
+            properties: Arc::new(properties),
+            file: None,
+            adds: Vec::new(),
+        })
+    }
+
+    /// The schema files hold for batches of `schema`: text of any kind as `Utf8`, which is
+    /// what the Delta table declares and what [`text_runs`] encodes.
+    pub fn file_schema(schema: &Schema) -> SchemaRef {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => {
+                    f.as_ref().clone().with_data_type(DataType::Utf8)
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    }
+
+    /// Writes a batch, finishing row groups and files as they fill.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), DeltaTableError> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.file.is_none() {
+                self.file = Some(self.open()?);
+            }
+            let Some(file) = self.file.as_mut() else {
+                break;
+            };
+            let take = (ROW_GROUP_ROWS - file.rows).min(batch.num_rows() - offset);
+            let part = batch.slice(offset, take);
+            for ((column, array), field) in file
+                .columns
+                .iter_mut()
+                .zip(part.columns())
+                .zip(self.spec.schema.fields())
+            {
+                write_column(column, array, field)?;
+            }
+            file.rows += take;
+            offset += take;
+            if file.rows == ROW_GROUP_ROWS {
+                self.finish_row_group().await?;
+                let written = self.file.as_ref().map_or(0, |f| f.writer.bytes_written());
+                if written as u64 >= self.spec.target_size {
+                    self.finish_file().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the last file and returns the `add` actions of every file written.
+    pub async fn close(mut self) -> Result<Vec<Add>, DeltaTableError> {
+        if self.file.as_ref().is_some_and(|f| f.rows > 0) {
+            self.finish_row_group().await?;
+        }
+        self.finish_file().await?;
+        Ok(self.adds)
+    }
+
+    fn open(&self) -> ParquetResult<OpenFile> {
+        let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
+        let path = Path::from(name);
+        let writer = SerializedFileWriter::new(
+            Vec::new(),
+            self.parquet_schema.root_schema_ptr(),
+            self.properties.clone(),
+        )?;
+        let factory = ArrowRowGroupWriterFactory::new(&writer, self.spec.schema.clone());
+        Ok(OpenFile {
+            upload: BufWriter::new(self.store.clone(), path.clone()),
+            path,
+            columns: self.new_columns(&factory, 0)?,
+            factory,
+            writer,
+            rows: 0,
+        })
+    }
+
+    /// Fresh encoders for a row group: text columns by runs, the rest by Parquet.
+    fn new_columns(
+        &self,
+        factory: &ArrowRowGroupWriterFactory,
+        row_group: usize,
+    ) -> ParquetResult<Vec<Column>> {
+        let mut arrow_writers = factory.create_column_writers(row_group)?.into_iter();
+        let mut columns = Vec::with_capacity(self.spec.schema.fields().len());
+        for (i, field) in self.spec.schema.fields().iter().enumerate() {
+            let arrow_writer = arrow_writers
+                .next()
+                .ok_or_else(|| ParquetError::General("a column without a writer".into()))?;
+            columns.push(if field.data_type() == &DataType::Utf8 {
+                let bloom = self
+                    .spec
+                    .bloom
+                    .as_ref()
+                    .filter(|(name, _)| name == field.name())
+                    .map(|(_, fpp)| *fpp);
+                Column::Text(TextRunsEncoder::new(
+                    self.parquet_schema.column(i),
+                    &self.properties,
+                    bloom,
+                ))
+            } else {
+                Column::Other(Box::new(arrow_writer))
+            });
+        }
+        Ok(columns)
+    }
+
+    async fn finish_row_group(&mut self) -> Result<(), DeltaTableError> {
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        let next = file.writer.flushed_row_groups().len() + 1;
+        let fresh = self.new_columns(&file.factory, next)?;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let columns = std::mem::replace(&mut file.columns, fresh);
+        let mut row_group = file.writer.next_row_group()?;
+        for column in columns {
+            match column {
+                Column::Text(mut encoder) => {
+                    let (bytes, close) = encoder.finish()?;
+                    row_group.append_column(&bytes, close)?;
+                }
+                Column::Other(writer) => writer.close()?.append_to_row_group(&mut row_group)?,
+            }
+        }
+        row_group.close()?;
+        file.rows = 0;
+        file.writer.flush()?;
+        let bytes = std::mem::take(file.writer.inner_mut());
+        file.upload
+            .put(bytes.into())
+            .await
+            .map_err(DeltaTableError::from)?;
+        Ok(())
+    }
+
+    async fn finish_file(&mut self) -> Result<(), DeltaTableError> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(());
+        };
+        if file.writer.flushed_row_groups().is_empty() {
+            // Nothing was written: no file, and nothing left half-uploaded.
+            file.upload.abort().await.map_err(DeltaTableError::from)?;
+            return Ok(());
+        }
+        let metadata = file.writer.finish()?;
+        let size = file.writer.bytes_written() as u64;
+        file.writer.flush()?;
+        let footer = std::mem::take(file.writer.inner_mut());
+        file.upload
+            .put(footer.into())
+            .await
+            .map_err(DeltaTableError::from)?;
+        file.upload
+            .shutdown()
+            .await
+            .map_err(DeltaTableError::from)?;
+        self.adds.push(stats::add_action(
+            &file.path,
+            size,
+            &metadata,
+            &self.spec.schema,
+            &self.spec.stats_columns,
+        )?);
+        Ok(())
+    }
+}
+
+/// Hands one column of a batch to its encoder.
+fn write_column(column: &mut Column, array: &ArrayRef, field: &Field) -> ParquetResult<()> {
+    match column {
+        Column::Text(encoder) => {
+            if let Some(text) = array.as_string_opt::<i32>() {
+                encoder.write(text);
+            } else {
+                let text = arrow::compute::cast(array, &DataType::Utf8)?;
+                encoder.write(text.as_string::<i32>());
+            }
+        }
+        Column::Other(writer) => {
+            for leaf in compute_leaves(field, array)? {
+                writer.write(&leaf)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use bytes::Bytes;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::properties::{EnabledStatistics, ReaderProperties};
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use datafusion::parquet::file::serialized_reader::ReadOptionsBuilder;
+    use object_store::ObjectStoreExt;
+    use object_store::memory::InMemory;
+
+    fn spec(schema: SchemaRef, bloom: Option<&str>) -> DataFileSpec {
+        DataFileSpec {
+            stats_columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            schema,
+            properties: WriterProperties::builder().build(),
+            bloom: bloom.map(|c| (c.to_string(), 1e-5)),
+            target_size: u64::MAX,
+        }
+    }
+
+    /// Writes `batches` as one table's files and reads every file back.
+    async fn round_trip(spec: DataFileSpec, batches: &[RecordBatch]) -> (Vec<Add>, Vec<Bytes>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut writer = DataFileWriter::new(store.clone(), spec).unwrap();
+        for batch in batches {
+            writer.write(batch).await.unwrap();
+        }
+        let adds = writer.close().await.unwrap();
+        let mut files = Vec::new();
+        for add in &adds {
+            let bytes = store.get(&Path::from(add.path.as_str())).await.unwrap();
+            files.push(bytes.bytes().await.unwrap());
+        }
+        (adds, files)
+    }
+
+    fn read_all(file: &Bytes) -> Vec<RecordBatch> {
+        ParquetRecordBatchReaderBuilder::try_new(file.clone())
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap()
+    }
+
+    fn readings(users: Vec<Option<&str>>) -> RecordBatch {
+        let n = users.len() as i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Utf8, true),
+            Field::new("timestamp", DataType::Int64, false),
+            Field::new("x", DataType::Float64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(users)),
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|i| (i % 3) as f64 - 1.0),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn text_in_runs_across_batches_reads_back_as_written() {
+        // Runs that continue from one batch into the next, nulls alone and in runs, an
+        // empty string, and more rows than a page holds.
+        let mut users: Vec<Option<&str>> = Vec::new();
+        for (value, n) in [
+            (Some("a@x.com"), 30_000),
+            (None, 1),
+            (Some(""), 2),
+            (Some("b@x.com"), 5),
+            (None, 7),
+            (Some("a@x.com"), 3),
+        ] {
+            users.extend(std::iter::repeat_n(value, n));
+        }
+        let whole = readings(users);
+        let batches = [
+            whole.slice(0, 10_000),
+            whole.slice(10_000, 20_001),
+            whole.slice(30_001, 17),
+        ];
+        let (adds, files) = round_trip(spec(whole.schema(), Some("user")), &batches).await;
+        assert_eq!(adds.len(), 1);
+        let read = arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
+        assert_eq!(read, whole);
+
+        // The text column is dictionary encoded, and its Bloom filter knows every value.
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        let reader = SerializedFileReader::new_with_options(files[0].clone(), options).unwrap();
+        let chunk = reader.metadata().row_group(0).column(0);
+        assert!(chunk.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+        let row_group = reader.get_row_group(0).unwrap();
+        let bloom = row_group
+            .get_column_bloom_filter(0)
+            .expect("a Bloom filter");
+        for user in ["a@x.com", "b@x.com", ""] {
+            assert!(bloom.check(user.as_bytes()), "{user} not in the filter");
+        }
+        assert!(!bloom.check("c@x.com".as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn text_that_seldom_repeats_is_written_plain() {
+        let names: Vec<String> = (0..5_000).map(|i| format!("customer {i}")).collect();
+        let whole = readings(names.iter().map(|n| Some(n.as_str())).collect());
+        let (_, files) = round_trip(spec(whole.schema(), None), std::slice::from_ref(&whole)).await;
+        let read = arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
+        assert_eq!(read, whole);
+        let reader = SerializedFileReader::new(files[0].clone()).unwrap();
+        let chunk = reader.metadata().row_group(0).column(0);
+        assert!(chunk.encodings().all(|e| e != Encoding::RLE_DICTIONARY));
+        assert!(chunk.dictionary_page_offset().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_file_is_described_by_its_rows_and_bounds() {
+        let whole = readings(vec![Some("m"), Some("m"), None, Some("b"), Some("z")]);
+        let (adds, _) = round_trip(
+            spec(whole.schema(), None),
+            &[whole.slice(0, 2), whole.slice(2, 3)],
+        )
+        .await;
+        let stats = adds[0].get_stats().unwrap().unwrap();
+        assert_eq!(stats.num_records, 5);
+        let value =
+            |m: &std::collections::HashMap<String, deltalake::protocol::ColumnValueStat>,
+             c: &str| { m[c].as_value().unwrap().clone() };
+        assert_eq!(value(&stats.min_values, "user"), "b");
+        assert_eq!(value(&stats.max_values, "user"), "z");
+        assert_eq!(value(&stats.min_values, "timestamp"), 0);
+        assert_eq!(value(&stats.max_values, "timestamp"), 4);
+        assert_eq!(value(&stats.min_values, "x"), -1.0);
+        assert_eq!(value(&stats.max_values, "x"), 1.0);
+        assert_eq!(stats.null_count["user"].as_value(), Some(1));
+        assert_eq!(stats.null_count["timestamp"].as_value(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn files_roll_over_at_their_target_size_between_row_groups() {
+        let whole = readings(vec![Some("a"); ROW_GROUP_ROWS * 2 + 10]);
+        let mut spec = spec(whole.schema(), None);
+        spec.target_size = 1;
+        let (adds, files) = round_trip(spec, std::slice::from_ref(&whole)).await;
+        assert_eq!(adds.len(), 3);
+        let rows: Vec<i64> = adds
+            .iter()
+            .map(|a| a.get_stats().unwrap().unwrap().num_records)
+            .collect();
+        assert_eq!(rows, [ROW_GROUP_ROWS as i64, ROW_GROUP_ROWS as i64, 10]);
+        for (add, file) in adds.iter().zip(&files) {
+            assert_eq!(add.size as usize, file.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn text_without_statistics_leaves_no_value_in_the_footer() {
+        // What keeps personal columns out of footers and out of the Delta log.
+        let whole = readings(vec![Some("a@x.com"), Some("b@x.com")]);
+        let mut spec = spec(whole.schema(), None);
+        spec.properties = WriterProperties::builder()
+            .set_column_statistics_enabled("user".into(), EnabledStatistics::None)
+            .build();
+        spec.stats_columns.retain(|c| c != "user");
+        let (adds, files) = round_trip(spec, std::slice::from_ref(&whole)).await;
+        let reader = SerializedFileReader::new(files[0].clone()).unwrap();
+        assert!(
+            reader
+                .metadata()
+                .row_group(0)
+                .column(0)
+                .statistics()
+                .is_none()
+        );
+        assert!(
+            reader
+                .metadata()
+                .row_group(0)
+                .column(1)
+                .statistics()
+                .is_some()
+        );
+        assert!(!adds[0].stats.as_deref().unwrap().contains("x.com"));
+    }
+}
