@@ -71,11 +71,6 @@ impl TextRunsEncoder {
         }
     }
 
-    /// Rows taken since the last [`finish`](Self::finish).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Takes the values of `array`, in order.
     pub fn write(&mut self, array: &StringArray) {
         let offsets = array.value_offsets();
@@ -135,7 +130,7 @@ impl TextRunsEncoder {
         self.index_of.clear();
 
         let values = |k: u32| &text[distinct[k as usize].clone()];
-        let dictionary = distinct.len() * 2 <= rows.saturating_sub(nulls).max(1);
+        let dictionary = !distinct.is_empty() && distinct.len() * 2 <= rows - nulls;
         let bit_width = bits(distinct.len().saturating_sub(1) as u64);
         let nullable = self.descr.max_def_level() > 0;
 
