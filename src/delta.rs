@@ -84,7 +84,6 @@ impl StagedFiles {
 /// A writer of data files into a table's folder.
 pub struct FileWriter {
     inner: DataFileWriter,
-    schema: SchemaRef,
     written: bool,
 }
 
@@ -95,7 +94,6 @@ impl FileWriter {
     /// for every column except [`PERSONAL_COLUMNS`](crate::lakehouse::layout::PERSONAL_COLUMNS),
     /// so that no e-mail address, name or raw line ever reaches `_delta_log`.
     pub fn new(table: &DeltaTable, schema: SchemaRef) -> Result<Self, DeltaTableError> {
-        let schema = DataFileWriter::file_schema(&schema);
         let stats_columns: Vec<String> = schema
             .fields()
             .iter()
@@ -110,12 +108,11 @@ impl FileWriter {
                 .map(|c| (c.to_string(), BLOOM_FALSE_POSITIVES)),
             stats_columns,
             target_size: TARGET_FILE_SIZE,
-            schema: schema.clone(),
+            schema,
         };
         let store = table.log_store().object_store(None);
         Ok(FileWriter {
             inner: DataFileWriter::new(store, spec)?,
-            schema,
             written: false,
         })
     }
@@ -124,12 +121,7 @@ impl FileWriter {
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), DeltaTableError> {
         if batch.num_rows() > 0 {
             self.written = true;
-            if batch.schema().fields() == self.schema.fields() {
-                self.inner.write(batch).await?;
-            } else {
-                let batch = cast_to(batch, &self.schema)?;
-                self.inner.write(&batch).await?;
-            }
+            self.inner.write(batch).await?;
         }
         Ok(())
     }
@@ -141,17 +133,6 @@ impl FileWriter {
         }
         self.inner.close().await
     }
-}
-
-/// `batch` with its columns cast to the types of `schema` (text views to text).
-fn cast_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DeltaTableError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// How stedi writes Parquet: Snappy pages; no min/max statistics of personal columns,

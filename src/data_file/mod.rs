@@ -36,7 +36,7 @@ const ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// How the columns of a table are written.
 #[derive(Debug, Clone)]
 pub struct DataFileSpec {
-    /// The schema every file holds (text as `Utf8`).
+    /// The schema of the batches written (files hold their text of any kind as `Utf8`).
     pub schema: SchemaRef,
     /// Parquet settings of the columns written by Parquet's own writer.
     pub properties: WriterProperties,
@@ -66,6 +66,7 @@ struct OpenFile {
     /// Parquet's writers of the columns that are not text.
     factory: ArrowRowGroupWriterFactory,
     upload: BufWriter,
+    /// The row group being written (empty until its first rows arrive).
     columns: Vec<Column>,
     rows: usize,
 }
@@ -77,8 +78,11 @@ enum Column {
 }
 
 impl DataFileWriter {
-    /// A writer of `spec`'s files into `store` (the table's folder).
-    pub fn new(store: Arc<dyn ObjectStore>, spec: DataFileSpec) -> ParquetResult<Self> {
+    /// A writer of `spec`'s files into `store` (the table's folder). Text of any kind is
+    /// stored as `Utf8`, which is what the Delta table declares and what [`text_runs`]
+    /// encodes.
+    pub fn new(store: Arc<dyn ObjectStore>, mut spec: DataFileSpec) -> ParquetResult<Self> {
+        spec.schema = file_schema(&spec.schema);
         let mut properties = spec.properties.clone();
         add_encoded_arrow_schema_to_metadata(&spec.schema, &mut properties);
         let parquet_schema = ArrowSchemaConverter::new().convert(&spec.schema)?;
@@ -92,22 +96,6 @@ impl DataFileWriter {
         })
     }
 
-    /// The schema files hold for batches of `schema`: text of any kind as `Utf8`, which is
-    /// what the Delta table declares and what [`text_runs`] encodes.
-    pub fn file_schema(schema: &Schema) -> SchemaRef {
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8View | DataType::LargeUtf8 => {
-                    f.as_ref().clone().with_data_type(DataType::Utf8)
-                }
-                _ => f.as_ref().clone(),
-            })
-            .collect();
-        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-    }
-
     /// Writes a batch, finishing row groups and files as they fill.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), DeltaTableError> {
         let mut offset = 0;
@@ -118,6 +106,16 @@ impl DataFileWriter {
             let Some(file) = self.file.as_mut() else {
                 break;
             };
+            if file.columns.is_empty() {
+                let row_group = file.writer.flushed_row_groups().len();
+                file.columns = new_columns(
+                    &self.spec,
+                    &self.parquet_schema,
+                    &self.properties,
+                    &file.factory,
+                    row_group,
+                )?;
+            }
             let take = (ROW_GROUP_ROWS - file.rows).min(batch.num_rows() - offset);
             let part = batch.slice(offset, take);
             for ((column, array), field) in file
@@ -162,59 +160,22 @@ impl DataFileWriter {
         Ok(OpenFile {
             upload: BufWriter::new(self.store.clone(), path.clone()),
             path,
-            columns: self.new_columns(&factory, 0)?,
+            columns: Vec::new(),
             factory,
             writer,
             rows: 0,
         })
     }
 
-    /// Fresh encoders for a row group: text columns by runs, the rest by Parquet. (Parquet's
-    /// factory makes a writer for every column; those of text columns go unused.)
-    fn new_columns(
-        &self,
-        factory: &ArrowRowGroupWriterFactory,
-        row_group: usize,
-    ) -> ParquetResult<Vec<Column>> {
-        let mut arrow_writers = factory.create_column_writers(row_group)?.into_iter();
-        let mut columns = Vec::with_capacity(self.spec.schema.fields().len());
-        for (i, field) in self.spec.schema.fields().iter().enumerate() {
-            let arrow_writer = arrow_writers
-                .next()
-                .ok_or_else(|| ParquetError::General("a column without a writer".into()))?;
-            columns.push(if field.data_type() == &DataType::Utf8 {
-                let bloom = self
-                    .spec
-                    .bloom
-                    .as_ref()
-                    .filter(|(name, _)| name == field.name())
-                    .map(|(_, fpp)| *fpp);
-                Column::Text(TextRunsEncoder::new(
-                    self.parquet_schema.column(i),
-                    &self.properties,
-                    bloom,
-                ))
-            } else {
-                Column::Other(Box::new(arrow_writer))
-            });
-        }
-        Ok(columns)
-    }
-
     async fn finish_row_group(&mut self) -> Result<(), DeltaTableError> {
-        let Some(file) = self.file.as_ref() else {
-            return Ok(());
-        };
-        let next = file.writer.flushed_row_groups().len() + 1;
-        let fresh = self.new_columns(&file.factory, next)?;
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        let columns = std::mem::replace(&mut file.columns, fresh);
+        let columns = std::mem::take(&mut file.columns);
         let mut row_group = file.writer.next_row_group()?;
         for column in columns {
             match column {
-                Column::Text(mut encoder) => {
+                Column::Text(encoder) => {
                     let (bytes, close) = encoder.finish()?;
                     row_group.append_column(&bytes, close)?;
                 }
@@ -223,13 +184,7 @@ impl DataFileWriter {
         }
         row_group.close()?;
         file.rows = 0;
-        file.writer.flush()?;
-        let bytes = std::mem::take(file.writer.inner_mut());
-        file.upload
-            .put(bytes.into())
-            .await
-            .map_err(DeltaTableError::from)?;
-        Ok(())
+        file.send_written().await
     }
 
     async fn finish_file(&mut self) -> Result<(), DeltaTableError> {
@@ -243,12 +198,7 @@ impl DataFileWriter {
         }
         let metadata = file.writer.finish()?;
         let size = file.writer.bytes_written() as u64;
-        file.writer.flush()?;
-        let footer = std::mem::take(file.writer.inner_mut());
-        file.upload
-            .put(footer.into())
-            .await
-            .map_err(DeltaTableError::from)?;
+        file.send_written().await?;
         file.upload
             .shutdown()
             .await
@@ -262,6 +212,65 @@ impl DataFileWriter {
         )?);
         Ok(())
     }
+}
+
+impl OpenFile {
+    /// Sends what the Parquet writer has written since last time on to the store.
+    async fn send_written(&mut self) -> Result<(), DeltaTableError> {
+        self.writer.flush()?;
+        let bytes = std::mem::take(self.writer.inner_mut());
+        self.upload.put(bytes.into()).await?;
+        Ok(())
+    }
+}
+
+/// The schema files hold for batches of `schema`: text of any kind as `Utf8`.
+fn file_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 => {
+                f.as_ref().clone().with_data_type(DataType::Utf8)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// Fresh encoders for row group `row_group` of a file: text columns by runs, the rest by
+/// Parquet. (Parquet's factory makes a writer for every column; those of text columns go
+/// unused.)
+fn new_columns(
+    spec: &DataFileSpec,
+    parquet_schema: &SchemaDescriptor,
+    properties: &WriterProperties,
+    factory: &ArrowRowGroupWriterFactory,
+    row_group: usize,
+) -> ParquetResult<Vec<Column>> {
+    let mut arrow_writers = factory.create_column_writers(row_group)?.into_iter();
+    let mut columns = Vec::with_capacity(spec.schema.fields().len());
+    for (i, field) in spec.schema.fields().iter().enumerate() {
+        let arrow_writer = arrow_writers
+            .next()
+            .ok_or_else(|| ParquetError::General("a column without a writer".into()))?;
+        columns.push(if field.data_type() == &DataType::Utf8 {
+            let bloom = spec
+                .bloom
+                .as_ref()
+                .filter(|(name, _)| name == field.name())
+                .map(|(_, fpp)| *fpp);
+            Column::Text(TextRunsEncoder::new(
+                parquet_schema.column(i),
+                properties,
+                bloom,
+            ))
+        } else {
+            Column::Other(Box::new(arrow_writer))
+        });
+    }
+    Ok(columns)
 }
 
 /// Hands one column of a batch to its encoder.

@@ -44,7 +44,7 @@ pub fn add_action(
 /// Rows of the file, and for each of `stats_columns` its nulls and, for numbers and
 /// text, its least and greatest value. A column some row group has no statistics for
 /// gets none: a bound that is not one would skip files that hold matches.
-pub fn file_stats(metadata: &ParquetMetaData, schema: &Schema, stats_columns: &[String]) -> Stats {
+fn file_stats(metadata: &ParquetMetaData, schema: &Schema, stats_columns: &[String]) -> Stats {
     let mut stats = Stats {
         num_records: metadata.file_metadata().num_rows(),
         ..Default::default()

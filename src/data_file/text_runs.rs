@@ -119,20 +119,25 @@ impl TextRunsEncoder {
         self.rows += array.len();
     }
 
-    /// Writes the column chunk taken so far to a buffer of its own, and returns it with
-    /// what a row group needs to splice it in; the encoder is then empty again.
-    pub fn finish(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
-        let runs = std::mem::take(&mut self.runs);
-        let rows = std::mem::take(&mut self.rows);
-        let nulls = std::mem::take(&mut self.nulls);
-        let text = std::mem::take(&mut self.text);
-        let distinct = std::mem::take(&mut self.distinct);
-        self.index_of.clear();
+    /// Writes the column chunk taken to a buffer of its own, and returns it with what a
+    /// row group needs to splice it in.
+    pub fn finish(self) -> Result<(Bytes, ColumnCloseResult)> {
+        let TextRunsEncoder {
+            descr,
+            statistics,
+            bloom_fpp,
+            text,
+            distinct,
+            runs,
+            rows,
+            nulls,
+            ..
+        } = self;
 
         let values = |k: u32| &text[distinct[k as usize].clone()];
         let dictionary = !distinct.is_empty() && distinct.len() * 2 <= rows - nulls;
         let bit_width = bits(distinct.len().saturating_sub(1) as u64);
-        let nullable = self.descr.max_def_level() > 0;
+        let nullable = descr.max_def_level() > 0;
 
         let mut sink = TrackedWrite::new(Vec::new());
         let mut pages = SerializedPageWriter::new(&mut sink);
@@ -215,7 +220,7 @@ impl TextRunsEncoder {
         pages.close()?;
         let buffer = Bytes::from(sink.into_inner()?);
 
-        let mut metadata = ColumnChunkMetaData::builder(self.descr.clone())
+        let mut metadata = ColumnChunkMetaData::builder(descr)
             .set_compression(Compression::SNAPPY)
             .set_encodings_mask(encodings)
             .set_num_values(rows as i64)
@@ -223,7 +228,7 @@ impl TextRunsEncoder {
             .set_total_uncompressed_size(uncompressed)
             .set_data_page_offset(data_offset.unwrap_or(0))
             .set_dictionary_page_offset(dictionary_offset);
-        if self.statistics {
+        if statistics {
             let min = (0..distinct.len() as u32).map(values).min();
             let max = (0..distinct.len() as u32).map(values).max();
             let as_value = |v: &[u8]| ByteArray::from(v.to_vec());
@@ -235,7 +240,7 @@ impl TextRunsEncoder {
                 false,
             ));
         }
-        let bloom_filter = match self.bloom_fpp {
+        let bloom_filter = match bloom_fpp {
             Some(fpp) => {
                 let mut filter = Sbbf::new_with_ndv_fpp(distinct.len().max(1) as u64, fpp)?;
                 for k in 0..distinct.len() as u32 {
