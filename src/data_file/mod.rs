@@ -2,16 +2,19 @@
 //! described by the Delta `add` action (with its statistics) that will publish it.
 //!
 //! Text columns go through [`text_runs`], which does its work once per run of equal
-//! values; every other column through Parquet's own Arrow column writer. Each row group
-//! is assembled from both, so a file is ordinary Parquet to every reader.
+//! values; doubles through [`few_values`], which finds each value among the few a sensor
+//! reports; every other column through Parquet's own Arrow column writer. Each row group
+//! is assembled from these, so a file is ordinary Parquet to every reader.
 
+mod chunk;
+pub mod few_values;
 pub mod stats;
 pub mod text_runs;
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
@@ -28,6 +31,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use tokio::io::AsyncWriteExt;
 
+use few_values::FewValuesEncoder;
 use text_runs::TextRunsEncoder;
 
 /// Rows of a row group: Parquet's default, a unit a reader skips or reads whole.
@@ -74,6 +78,7 @@ struct OpenFile {
 /// One column of the row group being written.
 enum Column {
     Text(TextRunsEncoder),
+    Double(FewValuesEncoder),
     Other(Box<ArrowColumnWriter>),
 }
 
@@ -179,6 +184,10 @@ impl DataFileWriter {
                     let (bytes, close) = encoder.finish()?;
                     row_group.append_column(&bytes, close)?;
                 }
+                Column::Double(encoder) => {
+                    let (bytes, close) = encoder.finish()?;
+                    row_group.append_column(&bytes, close)?;
+                }
                 Column::Other(writer) => writer.close()?.append_to_row_group(&mut row_group)?,
             }
         }
@@ -239,9 +248,9 @@ fn file_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// Fresh encoders for row group `row_group` of a file: text columns by runs, the rest by
-/// Parquet. (Parquet's factory makes a writer for every column; those of text columns go
-/// unused.)
+/// Fresh encoders for row group `row_group` of a file: text columns by runs, doubles by
+/// their few values, the rest by Parquet. (Parquet's factory makes a writer for every
+/// column; those of text columns and doubles go unused.)
 fn new_columns(
     spec: &DataFileSpec,
     parquet_schema: &SchemaDescriptor,
@@ -255,19 +264,23 @@ fn new_columns(
         let arrow_writer = arrow_writers
             .next()
             .ok_or_else(|| ParquetError::General("a column without a writer".into()))?;
-        columns.push(if field.data_type() == &DataType::Utf8 {
-            let bloom = spec
-                .bloom
-                .as_ref()
-                .filter(|(name, _)| name == field.name())
-                .map(|(_, fpp)| *fpp);
-            Column::Text(TextRunsEncoder::new(
-                parquet_schema.column(i),
-                properties,
-                bloom,
-            ))
-        } else {
-            Column::Other(Box::new(arrow_writer))
+        columns.push(match field.data_type() {
+            DataType::Utf8 => {
+                let bloom = spec
+                    .bloom
+                    .as_ref()
+                    .filter(|(name, _)| name == field.name())
+                    .map(|(_, fpp)| *fpp);
+                Column::Text(TextRunsEncoder::new(
+                    parquet_schema.column(i),
+                    properties,
+                    bloom,
+                ))
+            }
+            DataType::Float64 => {
+                Column::Double(FewValuesEncoder::new(parquet_schema.column(i), properties))
+            }
+            _ => Column::Other(Box::new(arrow_writer)),
         });
     }
     Ok(columns)
@@ -284,6 +297,7 @@ fn write_column(column: &mut Column, array: &ArrayRef, field: &Field) -> Parquet
                 encoder.write(text.as_string::<i32>());
             }
         }
+        Column::Double(encoder) => encoder.write(array.as_primitive::<Float64Type>()),
         Column::Other(writer) => {
             for leaf in compute_leaves(field, array)? {
                 writer.write(&leaf)?;
@@ -303,6 +317,7 @@ mod tests {
     use datafusion::parquet::file::properties::{EnabledStatistics, ReaderProperties};
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     use datafusion::parquet::file::serialized_reader::ReadOptionsBuilder;
+    use datafusion::parquet::file::statistics::Statistics;
     use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
 
@@ -505,5 +520,123 @@ mod tests {
                 arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
             assert_eq!(read, whole);
         }
+    }
+    fn doubles(values: &[Option<f64>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    /// Writes `values` in batches of `batch_rows` and reads them back as bit patterns.
+    async fn doubles_round_trip(
+        values: &[Option<f64>],
+        batch_rows: usize,
+    ) -> (Vec<Option<u64>>, Bytes) {
+        let whole = doubles(values);
+        let batches: Vec<RecordBatch> = (0..values.len())
+            .step_by(batch_rows)
+            .map(|at| whole.slice(at, batch_rows.min(values.len() - at)))
+            .collect();
+        let (_, files) = round_trip(spec(whole.schema(), None), &batches).await;
+        let read = arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
+        let bits = read
+            .column(0)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .iter()
+            .map(|v| v.map(f64::to_bits))
+            .collect();
+        (bits, files[0].clone())
+    }
+
+    fn encodings_of(file: &Bytes) -> Vec<Encoding> {
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        reader
+            .metadata()
+            .row_group(0)
+            .column(0)
+            .encodings()
+            .collect()
+    }
+
+    /// A sequence that looks random, the same on every run.
+    fn scrambled(n: usize, modulo: u64) -> impl Iterator<Item = u64> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..n).map(move |_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) % modulo
+        })
+    }
+
+    #[tokio::test]
+    async fn readings_of_few_values_read_back_bit_for_bit() {
+        // An axis in three values at random, long repeats that cross pages, nulls alone and
+        // in runs, and the values a double can hold that compare oddly.
+        let mut values: Vec<Option<f64>> =
+            scrambled(50_000, 3).map(|k| Some(k as f64 - 1.0)).collect();
+        values.extend(std::iter::repeat_n(Some(0.5), 45_003));
+        values.extend(std::iter::repeat_n(None, 30));
+        values.extend([
+            Some(-0.0),
+            Some(f64::NAN),
+            None,
+            Some(f64::INFINITY),
+            Some(0.0),
+        ]);
+        values.extend(scrambled(10_000, 4).map(|k| (k > 0).then_some(k as f64)));
+        let (read, file) = doubles_round_trip(&values, 7_777).await;
+        let written: Vec<Option<u64>> = values.iter().map(|v| v.map(f64::to_bits)).collect();
+        assert_eq!(read, written);
+        assert!(encodings_of(&file).contains(&Encoding::RLE_DICTIONARY));
+    }
+
+    #[tokio::test]
+    async fn readings_of_many_values_use_a_dictionary_while_they_repeat() {
+        // Tenths of g: more values than are compared one by one.
+        let tenths: Vec<Option<f64>> = scrambled(40_000, 41)
+            .map(|k| Some((k as f64 - 20.0) / 10.0))
+            .collect();
+        let (read, file) = doubles_round_trip(&tenths, 10_000).await;
+        assert_eq!(
+            read,
+            tenths
+                .iter()
+                .map(|v| v.map(f64::to_bits))
+                .collect::<Vec<_>>()
+        );
+        assert!(encodings_of(&file).contains(&Encoding::RLE_DICTIONARY));
+
+        // Values that seldom repeat, and more distinct values than a dictionary holds.
+        for n in [5_000, few_values::MAX_DISTINCT * 2] {
+            let distinct: Vec<Option<f64>> = (0..n).map(|i| Some(i as f64 / 3.0)).collect();
+            let (read, file) = doubles_round_trip(&distinct, 50_000).await;
+            assert_eq!(
+                read,
+                distinct
+                    .iter()
+                    .map(|v| v.map(f64::to_bits))
+                    .collect::<Vec<_>>()
+            );
+            assert!(!encodings_of(&file).contains(&Encoding::RLE_DICTIONARY));
+        }
+    }
+
+    #[tokio::test]
+    async fn bounds_of_doubles_leave_out_nan_and_take_in_either_zero() {
+        let values = [Some(0.0), Some(f64::NAN), None, Some(2.5), Some(2.5)];
+        let whole = doubles(&values);
+        let (adds, files) =
+            round_trip(spec(whole.schema(), None), std::slice::from_ref(&whole)).await;
+        let reader = SerializedFileReader::new(files[0].clone()).unwrap();
+        match reader.metadata().row_group(0).column(0).statistics() {
+            Some(Statistics::Double(s)) => {
+                assert_eq!(s.min_opt().map(|v| v.to_bits()), Some((-0.0f64).to_bits()));
+                assert_eq!(s.max_opt(), Some(&2.5));
+                assert_eq!(s.null_count_opt(), Some(1));
+            }
+            other => panic!("statistics of doubles expected, found {other:?}"),
+        }
+        let stats = adds[0].get_stats().unwrap().unwrap();
+        assert_eq!(stats.max_values["x"].as_value().unwrap(), 2.5);
     }
 }

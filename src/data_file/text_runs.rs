@@ -14,21 +14,18 @@ use std::ops::Range;
 
 use arrow::array::{Array, StringArray};
 use bytes::Bytes;
-use datafusion::parquet::basic::{Compression, Encoding, EncodingMask};
+use datafusion::parquet::basic::Encoding;
 use datafusion::parquet::bloom_filter::Sbbf;
-use datafusion::parquet::column::page::{CompressedPage, Page, PageWriter};
 use datafusion::parquet::column::writer::ColumnCloseResult;
 use datafusion::parquet::data_type::ByteArray;
-use datafusion::parquet::errors::{ParquetError, Result};
-use datafusion::parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder};
+use datafusion::parquet::errors::Result;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::statistics::Statistics;
-use datafusion::parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use datafusion::parquet::schema::types::ColumnDescPtr;
 
-/// Rows a data page holds at most, as Parquet's own writer does by default: a reader
-/// that needs a few rows decodes one page, not a row group.
-const PAGE_ROWS: usize = 20_000;
+use super::chunk::{
+    ChunkWriter, PAGE_ROWS, bits, put_definition_levels, put_rle_run, split_into_pages,
+};
 
 /// The key a run of nulls has.
 const NULL: u32 = u32::MAX;
@@ -139,107 +136,49 @@ impl TextRunsEncoder {
         let bit_width = bits(distinct.len().saturating_sub(1) as u64);
         let nullable = descr.max_def_level() > 0;
 
-        let mut sink = TrackedWrite::new(Vec::new());
-        let mut pages = SerializedPageWriter::new(&mut sink);
-        let mut encodings = EncodingMask::new_from_encodings([Encoding::RLE].iter());
-        let (mut compressed, mut uncompressed) = (0i64, 0i64);
-        let mut dictionary_offset = None;
-        let mut data_offset = None;
-        let mut offset_index = OffsetIndexBuilder::new();
-        let mut snappy = snap::raw::Encoder::new();
-        let mut compress = |buf: &[u8]| -> Result<Bytes> {
-            snappy
-                .compress_vec(buf)
-                .map(Bytes::from)
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        };
-
+        let mut chunk = ChunkWriter::new();
         if dictionary {
             let mut plain = Vec::with_capacity(text.len() + 4 * distinct.len());
             for k in 0..distinct.len() as u32 {
                 put_plain(&mut plain, values(k));
             }
-            let page = Page::DictionaryPage {
-                buf: compress(&plain)?,
-                num_values: distinct.len() as u32,
-                encoding: Encoding::PLAIN,
-                is_sorted: false,
-            };
-            let spec = pages.write_page(CompressedPage::new(page, plain.len()))?;
-            dictionary_offset = Some(spec.offset as i64);
-            compressed += spec.compressed_size as i64;
-            uncompressed += spec.uncompressed_size as i64;
-            encodings.insert(Encoding::PLAIN);
-            encodings.insert(Encoding::RLE_DICTIONARY);
-        } else {
-            encodings.insert(Encoding::PLAIN);
+            chunk.dictionary_page(&plain, distinct.len())?;
         }
-
         for page_runs in split_into_pages(&runs, PAGE_ROWS) {
             let page_rows: u32 = page_runs.iter().map(|(_, n)| n).sum();
             let mut buf = Vec::new();
             if nullable {
-                let mut levels = Vec::new();
-                for &(k, n) in &page_runs {
-                    put_rle_run(&mut levels, n, u64::from(k != NULL), 1);
-                }
-                buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&levels);
+                put_definition_levels(&mut buf, page_runs.iter().map(|&(k, n)| (k != NULL, n)));
             }
+            let defined = page_runs.iter().filter(|(k, _)| *k != NULL);
             if dictionary {
                 buf.push(bit_width);
-                for &(k, n) in page_runs.iter().filter(|(k, _)| *k != NULL) {
+                for &(k, n) in defined {
                     put_rle_run(&mut buf, n, u64::from(k), bit_width);
                 }
+                chunk.data_page(&buf, page_rows, Encoding::RLE_DICTIONARY)?;
             } else {
-                for &(k, n) in page_runs.iter().filter(|(k, _)| *k != NULL) {
+                for &(k, n) in defined {
                     for _ in 0..n {
                         put_plain(&mut buf, values(k));
                     }
                 }
+                chunk.data_page(&buf, page_rows, Encoding::PLAIN)?;
             }
-            let page = Page::DataPage {
-                buf: compress(&buf)?,
-                num_values: page_rows,
-                encoding: if dictionary {
-                    Encoding::RLE_DICTIONARY
-                } else {
-                    Encoding::PLAIN
-                },
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            };
-            let spec = pages.write_page(CompressedPage::new(page, buf.len()))?;
-            data_offset.get_or_insert(spec.offset as i64);
-            compressed += spec.compressed_size as i64;
-            uncompressed += spec.uncompressed_size as i64;
-            offset_index.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-            offset_index.append_row_count(i64::from(page_rows));
         }
-        pages.close()?;
-        let buffer = Bytes::from(sink.into_inner()?);
 
-        let mut metadata = ColumnChunkMetaData::builder(descr)
-            .set_compression(Compression::SNAPPY)
-            .set_encodings_mask(encodings)
-            .set_num_values(rows as i64)
-            .set_total_compressed_size(compressed)
-            .set_total_uncompressed_size(uncompressed)
-            .set_data_page_offset(data_offset.unwrap_or(0))
-            .set_dictionary_page_offset(dictionary_offset);
-        if statistics {
+        let statistics = statistics.then(|| {
             let min = (0..distinct.len() as u32).map(values).min();
             let max = (0..distinct.len() as u32).map(values).max();
             let as_value = |v: &[u8]| ByteArray::from(v.to_vec());
-            metadata = metadata.set_statistics(Statistics::new(
+            Statistics::new(
                 min.map(as_value),
                 max.map(as_value),
                 None,
                 Some(nulls as u64),
                 false,
-            ));
-        }
+            )
+        });
         let bloom_filter = match bloom_fpp {
             Some(fpp) => {
                 let mut filter = Sbbf::new_with_ndv_fpp(distinct.len().max(1) as u64, fpp)?;
@@ -250,15 +189,7 @@ impl TextRunsEncoder {
             }
             None => None,
         };
-        let close = ColumnCloseResult {
-            bytes_written: buffer.len() as u64,
-            rows_written: rows as u64,
-            metadata: metadata.build()?,
-            bloom_filter,
-            column_index: None,
-            offset_index: Some(offset_index.build()),
-        };
-        Ok((buffer, close))
+        chunk.finish(descr, rows, statistics, bloom_filter)
     }
 }
 
@@ -280,48 +211,8 @@ fn intern(
     k
 }
 
-/// Cuts runs into pages of at most `rows` rows, splitting a run that crosses a page's end.
-fn split_into_pages(runs: &[(u32, u32)], rows: usize) -> Vec<Vec<(u32, u32)>> {
-    let mut pages = Vec::new();
-    let mut page = Vec::new();
-    let mut room = rows as u32;
-    for &(k, mut n) in runs {
-        while n > 0 {
-            let take = n.min(room);
-            page.push((k, take));
-            n -= take;
-            room -= take;
-            if room == 0 {
-                pages.push(std::mem::take(&mut page));
-                room = rows as u32;
-            }
-        }
-    }
-    if !page.is_empty() {
-        pages.push(page);
-    }
-    pages
-}
-
-/// Bits needed for values up to `max`.
-fn bits(max: u64) -> u8 {
-    (64 - max.leading_zeros()) as u8
-}
-
 /// A value as Parquet's plain encoding of byte arrays writes it: its length, then it.
 fn put_plain(out: &mut Vec<u8>, value: &[u8]) {
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
     out.extend_from_slice(value);
-}
-
-/// One run of the RLE / bit-packing hybrid: `n` times `value`, `bit_width` bits wide.
-fn put_rle_run(out: &mut Vec<u8>, n: u32, value: u64, bit_width: u8) {
-    let mut header = u64::from(n) << 1;
-    while header >= 0x80 {
-        out.push((header as u8) | 0x80);
-        header >>= 7;
-    }
-    out.push(header as u8);
-    let bytes = usize::from(bit_width).div_ceil(8);
-    out.extend_from_slice(&value.to_le_bytes()[..bytes]);
 }
