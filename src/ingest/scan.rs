@@ -150,7 +150,13 @@ fn closing_quote(line: &[u8], from: usize) -> Option<usize> {
 }
 
 /// A string's bytes as `str`, if they are UTF-8 (which the full parser requires).
+/// Feeds' strings are nearly always ASCII, which is checked inline, a word at a time.
+#[inline]
 fn text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).ok()
 }
 
@@ -272,14 +278,42 @@ fn number(line: &[u8], start: usize) -> Option<(Scalar<'_>, usize)> {
 
 /// Reads the digits at `line[*i..]` on into `mantissa` (wrapping: too many digits are
 /// refused by the caller), moving `i` past them; returns how many there were.
+///
+/// Eight digits are read at a time while there are eight: an instant in epoch
+/// milliseconds has thirteen.
 #[inline]
 fn digits(line: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
     let from = *i;
+    while let Some(chunk) = line.get(*i..).and_then(<[u8]>::first_chunk::<8>) {
+        let v = u64::from_le_bytes(*chunk);
+        let Some(value) = eight_digits(v) else { break };
+        *mantissa = mantissa.wrapping_mul(100_000_000).wrapping_add(value);
+        *i += 8;
+    }
     while let Some(&d @ b'0'..=b'9') = line.get(*i) {
         *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
         *i += 1;
     }
     *i - from
+}
+
+/// The number eight ASCII digits (in memory order, loaded little-endian) spell, or `None`
+/// when a byte is not a digit.
+#[inline]
+fn eight_digits(v: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // A digit is 0x30..=0x39: its high nibble is 3, and adding 6 leaves it 3.
+    let all_digits = (v & (ONES * 0xF0)) == ONES * 0x30
+        && (v.wrapping_add(ONES * 0x06) & (ONES * 0xF0)) == ONES * 0x30;
+    if !all_digits {
+        return None;
+    }
+    // Pairs, then fours, then all eight: each step multiplies the more significant half
+    // (which sits in the lower bytes) by its power of ten and adds the other.
+    let v = v & (ONES * 0x0F);
+    let v = (v.wrapping_mul(1 + (10 << 8))) >> 8 & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(1 + (100 << 16))) >> 16 & 0x0000_FFFF_0000_FFFF;
+    Some((v.wrapping_mul(1 + (10_000 << 32))) >> 32)
 }
 
 #[cfg(test)]
@@ -429,6 +463,29 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Eight digits at a time read what one at a time reads, and any byte that is not a
+    /// digit, wherever it is, stops them.
+    #[test]
+    fn eight_digits_at_once_are_read_as_one_at_a_time() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let text = format!("{:08}", state % 100_000_000);
+            let v = u64::from_le_bytes(*text.as_bytes().first_chunk::<8>().unwrap());
+            assert_eq!(eight_digits(v), Some(state % 100_000_000), "{text}");
+            for (n, stop) in [b'/', b':', b'.', b'e', b'-', 0x00, 0xb0, 0x3f]
+                .into_iter()
+                .enumerate()
+            {
+                let mut bytes = *text.as_bytes().first_chunk::<8>().unwrap();
+                bytes[(state >> (3 * n)) as usize % 8] = stop;
+                assert_eq!(eight_digits(u64::from_le_bytes(bytes)), None, "{bytes:?}");
             }
         }
     }
