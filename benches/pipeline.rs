@@ -18,7 +18,9 @@
 //! lakehouse whose landing folders hold hard links to the input files, so only
 //! `stedi run` is timed, and each timed run starts with nothing left to write back from
 //! the one before. Wall time and CPU time are medians over the runs; peak memory
-//! is the largest resident set of the process (from `wait4`). The reference needs
+//! is the largest resident set of the process (from `wait4`). Beside the ratio of the
+//! medians, the median of each run's ratio to the reference run right after it: a
+//! machine whose speed drifts during a session moves both runs of a pair alike. The reference needs
 //! `python3` with `duckdb` (`pip install duckdb`); it runs twice per run, as written
 //! (tables kept in memory) and writing its trusted and curated tables as Parquet.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step should fail the test
@@ -292,9 +294,9 @@ fn main() {
     }
 
     println!(
-        "| set | input lines | stedi wall (median) | lines/s | stedi CPU/wall | stedi peak RSS | DuckDB wall (median) | DuckDB peak RSS | stedi / DuckDB | DuckDB writing its tables (median) | stedi / that |"
+        "| set | input lines | stedi wall (median) | lines/s | stedi CPU/wall | stedi peak RSS | DuckDB wall (median) | DuckDB peak RSS | stedi / DuckDB | run by run (median) | DuckDB writing its tables (median) | stedi / that |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for set in sets.split(',') {
         let input = input(set, &cache);
         let lakehouse = cache.join(format!("lakehouse-{set}"));
@@ -334,6 +336,19 @@ fn main() {
         }
         let _ = std::fs::remove_dir_all(&lakehouse);
         let _ = std::fs::remove_dir_all(&tables);
+        // Each run's ratio to the reference run beside it, before the medians take
+        // the runs apart.
+        let paired = if ref_walls.is_empty() {
+            "-".to_string()
+        } else {
+            let mut ratios: Vec<f64> = walls
+                .iter()
+                .zip(&ref_walls)
+                .map(|(s, d)| s.as_secs_f64() / d.as_secs_f64())
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            format!("{:.2}", ratios[ratios.len() / 2])
+        };
         let wall = median(walls);
         let cpu = median(cpus);
         let against = |walls: Vec<Duration>| {
@@ -350,7 +365,7 @@ fn main() {
         let (ref_wall, ratio) = against(ref_walls);
         let (out_wall, out_ratio) = against(out_walls);
         println!(
-            "| {set} | {lines} | {:.3} s | {:.0} | {:.2} | {} MiB | {ref_wall} | {} | {ratio} | {out_wall} | {out_ratio} |",
+            "| {set} | {lines} | {:.3} s | {:.0} | {:.2} | {} MiB | {ref_wall} | {} | {ratio} | {paired} | {out_wall} | {out_ratio} |",
             wall.as_secs_f64(),
             lines as f64 / wall.as_secs_f64(),
             cpu.as_secs_f64() / wall.as_secs_f64(),
