@@ -141,7 +141,8 @@ impl FileWriter {
 /// distances) as differences from one value to the next instead of through a dictionary:
 /// they seldom repeat but lie close together, so this is both smaller and far cheaper to
 /// write. Values are encoded [`WRITE_BATCH_ROWS`] at a time. Text columns are written by
-/// runs (see [`crate::data_file::text_runs`]), with the same statistics settings.
+/// runs (see [`crate::data_file::text_runs`]) and doubles by their few values (see
+/// [`crate::data_file::few_values`]), with the same statistics settings.
 fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("stedi {}", env!("CARGO_PKG_VERSION")))
