@@ -97,16 +97,16 @@ impl FewValuesEncoder {
     }
 
     fn push(&mut self, values: &[f64]) {
-        let Values::Keyed {
-            dictionary,
-            index_of,
-            keys,
-        } = &mut self.values
-        else {
-            if let Values::Plain(plain) = &mut self.values {
+        let (dictionary, index_of, keys) = match &mut self.values {
+            Values::Plain(plain) => {
                 plain.extend(values.iter().map(|v| v.to_bits()));
+                return;
             }
-            return;
+            Values::Keyed {
+                dictionary,
+                index_of,
+                keys,
+            } => (dictionary, index_of, keys),
         };
         keys.reserve(values.len());
         for (i, value) in values.iter().enumerate() {
@@ -150,23 +150,30 @@ impl FewValuesEncoder {
     /// Writes the column chunk taken to a buffer of its own, and returns it with what a
     /// row group needs to splice it in.
     pub fn finish(self) -> Result<(Bytes, ColumnCloseResult)> {
-        let nullable = self.descr.max_def_level() > 0;
-        let held = self.rows - self.nulls;
+        let FewValuesEncoder {
+            descr,
+            statistics: with_statistics,
+            defined,
+            values,
+            rows,
+            nulls,
+        } = self;
+        let nullable = descr.max_def_level() > 0;
         let mut chunk = ChunkWriter::new();
-        let mut statistics = Bounds::default();
+        let mut bounds = Bounds::default();
         let mut next = 0;
-        match &self.values {
+        match values {
             Values::Keyed {
                 dictionary, keys, ..
-            } if !dictionary.is_empty() && dictionary.len() * 2 <= held => {
+            } if !dictionary.is_empty() && dictionary.len() * 2 <= rows - nulls => {
                 let mut plain = Vec::with_capacity(8 * dictionary.len());
-                for &bits in dictionary {
+                for &bits in &dictionary {
                     plain.extend_from_slice(&bits.to_le_bytes());
-                    statistics.add(f64::from_bits(bits));
+                    bounds.add(f64::from_bits(bits));
                 }
                 chunk.dictionary_page(&plain, dictionary.len())?;
                 let bit_width = bits(dictionary.len() as u64 - 1);
-                for page in split_into_pages(&self.defined, PAGE_ROWS) {
+                for page in split_into_pages(&defined, PAGE_ROWS) {
                     let mut buf = Vec::new();
                     let held = page_start(&mut buf, &page, nullable);
                     buf.push(bit_width);
@@ -180,30 +187,23 @@ impl FewValuesEncoder {
                     Values::Keyed {
                         dictionary, keys, ..
                     } => keys.iter().map(|&k| dictionary[k as usize]).collect(),
-                    Values::Plain(plain) => plain.clone(),
+                    Values::Plain(plain) => plain,
                 };
-                for page in split_into_pages(&self.defined, PAGE_ROWS) {
+                for page in split_into_pages(&defined, PAGE_ROWS) {
                     let mut buf = Vec::new();
                     let held = page_start(&mut buf, &page, nullable);
                     for &value in &bits[next..next + held] {
                         buf.extend_from_slice(&value.to_le_bytes());
-                        statistics.add(f64::from_bits(value));
+                        bounds.add(f64::from_bits(value));
                     }
                     next += held;
                     chunk.data_page(&buf, page_rows(&page), Encoding::PLAIN)?;
                 }
             }
         }
-        let statistics = self.statistics.then(|| {
-            Statistics::double(
-                statistics.min,
-                statistics.max,
-                None,
-                Some(self.nulls as u64),
-                false,
-            )
-        });
-        chunk.finish(self.descr, self.rows, statistics, None)
+        let statistics = with_statistics
+            .then(|| Statistics::double(bounds.min, bounds.max, None, Some(nulls as u64), false));
+        chunk.finish(descr, rows, statistics, None)
     }
 }
 

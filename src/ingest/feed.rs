@@ -162,16 +162,6 @@ impl Source {
         }
     }
 
-    /// The fewest bytes a line this feed accepts can take: braces, and each required
-    /// field as its quoted name, a colon and a value of at least one character, separated
-    /// by commas. A file of `n` bytes holds at most `n / shortest_line()` records.
-    pub fn shortest_line(self) -> u64 {
-        let required = self.fields().iter().filter(|f| f.required);
-        let fields: u64 = required.clone().map(|f| f.name.len() as u64 + 4).sum();
-        let commas = required.count().saturating_sub(1) as u64;
-        2 + fields + commas + 1 // and its newline
-    }
-
     /// Parses a source name as written in a landing folder.
     pub fn from_name(name: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|s| s.name() == name)
