@@ -11,6 +11,7 @@ pub mod functions;
 pub mod incremental;
 mod invariant;
 pub mod models;
+mod planner;
 mod slice;
 
 use std::collections::HashMap;
@@ -471,10 +472,17 @@ async fn run_model(
         message: e.to_string(),
     };
     let started = std::time::Instant::now();
-    let state = model_planner(ctx);
+    let state = planner::model_planner(ctx);
     let logical = state.create_logical_plan(sql).await.map_err(failed)?;
     let plan = state.create_physical_plan(&logical).await.map_err(failed)?;
     tracing::debug!(model = %id.name, planned_ms = started.elapsed().as_millis() as u64, "planned");
+    tracing::trace!(
+        model = %id.name,
+        "plan with estimates:\n{}",
+        datafusion::physical_plan::displayable(plan.as_ref())
+            .set_show_statistics(true)
+            .indent(true)
+    );
     let schema = plan.schema();
     let streams = execute_stream_partitioned(plan, ctx.task_ctx()).map_err(failed)?;
     let mut tasks = Vec::with_capacity(streams.len());
@@ -503,21 +511,6 @@ async fn run_model(
     Ok(StagedFiles::merge(schema, parts))
 }
 
-/// The planner a model runs with. Its joins hold the table the model's SQL names first
-/// in memory, as written: the planner's estimates of intermediate results (a join's, an
-/// aggregate's) are guesses, while the model's author knows which side is the small one.
-/// A side estimated under 1/32 of the memory limit is held once for all cores, so that
-/// the other side is not shuffled between them; a larger one is split between the cores.
-fn model_planner(ctx: &SessionContext) -> datafusion::execution::SessionState {
-    let mut state = ctx.state();
-    let optimizer = &mut state.config_mut().options_mut().optimizer;
-    optimizer.join_reordering = false;
-    if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
-        optimizer.hash_join_single_partition_threshold = memory_limit() / 32;
-    }
-    state
-}
-
 /// Lets the models downstream read a model's staged (not yet published) files.
 fn register_staged(
     ctx: &SessionContext,
@@ -531,83 +524,7 @@ fn register_staged(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::datasource::MemTable;
-    use datafusion::physical_plan::joins::HashJoinExec;
-    use datafusion::physical_plan::{ExecutionPlan, displayable};
-
-    use super::{model_planner, parse_size, session};
-
-    /// A table of one column `column` holding `rows` numbers.
-    fn numbers(column: &str, rows: i64) -> Arc<MemTable> {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            column,
-            DataType::Int64,
-            false,
-        )]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(Int64Array::from_iter_values(0..rows))],
-        )
-        .unwrap();
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
-    }
-
-    /// The hash join in a plan (the test queries have one).
-    fn hash_join(plan: &Arc<dyn ExecutionPlan>) -> &HashJoinExec {
-        if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
-            return join;
-        }
-        let child = plan
-            .children()
-            .into_iter()
-            .next()
-            .expect("a plan with a hash join");
-        hash_join(child)
-    }
-
-    #[tokio::test]
-    async fn a_model_holds_in_memory_the_table_its_sql_names_first() {
-        let ctx = session();
-        ctx.register_table("readings", numbers("instant", 10_000))
-            .unwrap();
-        ctx.register_table("customers", numbers("number", 10))
-            .unwrap();
-        let sql = "SELECT r.instant FROM readings AS r JOIN customers AS c ON c.number = r.instant";
-        let build_side = |plan: &Arc<dyn ExecutionPlan>| {
-            let left = hash_join(plan).left().schema();
-            left.field(0).name().clone()
-        };
-
-        // Left to itself, the planner holds the smaller table in memory...
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        assert_eq!(
-            build_side(&plan),
-            "number",
-            "{}",
-            displayable(plan.as_ref()).indent(false)
-        );
-
-        // ...while a model keeps the order its author wrote.
-        let state = model_planner(&ctx);
-        let logical = state.create_logical_plan(sql).await.unwrap();
-        let plan = state.create_physical_plan(&logical).await.unwrap();
-        assert_eq!(
-            build_side(&plan),
-            "instant",
-            "{}",
-            displayable(plan.as_ref()).indent(false)
-        );
-    }
+    use super::parse_size;
 
     #[test]
     fn memory_sizes_read_like_people_write_them() {
