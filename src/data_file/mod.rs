@@ -425,15 +425,54 @@ mod tests {
 
     #[tokio::test]
     async fn text_that_seldom_repeats_is_written_plain() {
-        let names: Vec<String> = (0..5_000).map(|i| format!("customer {i}")).collect();
-        let whole = readings(names.iter().map(|n| Some(n.as_str())).collect());
-        let (_, files) = round_trip(spec(whole.schema(), None), std::slice::from_ref(&whole)).await;
+        // Names that never repeat; then runs, values seen before and nulls, so many that
+        // the column as a whole would have paid for a dictionary: the decision is taken
+        // early, from its first thousand distinct values.
+        let mut names: Vec<Option<String>> = (0..5_000)
+            .map(|i| Some(format!("customer {i:04}")))
+            .collect();
+        for i in 0..20_000 {
+            names.push(match i % 7 {
+                0 => None,
+                1 | 2 => Some("customer 0001".to_string()),
+                _ => Some(format!("customer {:04}", i % 50)),
+            });
+        }
+        let whole = readings(names.iter().map(|n| n.as_deref()).collect());
+        let batches = [whole.slice(0, 1_500), whole.slice(1_500, 23_500)];
+        let (adds, files) = round_trip(spec(whole.schema(), Some("user")), &batches).await;
         let read = arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
         assert_eq!(read, whole);
-        let reader = SerializedFileReader::new(files[0].clone()).unwrap();
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        let reader = SerializedFileReader::new_with_options(files[0].clone(), options).unwrap();
         let chunk = reader.metadata().row_group(0).column(0);
         assert!(chunk.encodings().all(|e| e != Encoding::RLE_DICTIONARY));
         assert!(chunk.dictionary_page_offset().is_none());
+
+        // Written plain, the column is still described whole: bounds, nulls, filter.
+        let stats = adds[0].get_stats().unwrap().unwrap();
+        assert_eq!(
+            stats.min_values["user"].as_value().unwrap(),
+            "customer 0000"
+        );
+        assert_eq!(
+            stats.max_values["user"].as_value().unwrap(),
+            "customer 4999"
+        );
+        assert_eq!(stats.null_count["user"].as_value(), Some(2858));
+        let row_group = reader.get_row_group(0).unwrap();
+        let bloom = row_group
+            .get_column_bloom_filter(0)
+            .expect("a Bloom filter");
+        for name in ["customer 0000", "customer 2500", "customer 4999"] {
+            assert!(bloom.check(name.as_bytes()), "{name} not in the filter");
+        }
     }
 
     #[tokio::test]

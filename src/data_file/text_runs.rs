@@ -8,6 +8,10 @@
 //! work once per run instead, and once per distinct value for the Bloom filter and the
 //! statistics. It writes the same Parquet any reader expects: a dictionary page and
 //! `RLE_DICTIONARY` data pages, or plain pages when the values seldom repeat.
+//!
+//! Whether they seldom repeat shows early: a column of names or addresses has about as
+//! many distinct values as rows from its first rows on. Such a column stops looking its
+//! values up (each would be a new entry in an ever larger map) and is written plain.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -30,16 +34,23 @@ use super::chunk::{
 /// The key a run of nulls has.
 const NULL: u32 = u32::MAX;
 
+/// Every this many distinct values, a column checks whether a dictionary still pays: it
+/// stops looking values up once they are more than half of its rows so far.
+const DICTIONARY_CHECK: usize = 1024;
+
 /// One text column of the row group being written.
 #[derive(Debug)]
 pub struct TextRunsEncoder {
     descr: ColumnDescPtr,
     statistics: bool,
     bloom_fpp: Option<f64>,
-    /// The distinct values, one after another, and where each lies.
+    /// The distinct values, one after another, and where each lies; once the column
+    /// is `plain`, the value of every run from then on, repeated or not.
     text: Vec<u8>,
     distinct: Vec<Range<usize>>,
     index_of: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    /// Whether the values proved too varied for a dictionary (see [`DICTIONARY_CHECK`]).
+    plain: bool,
     /// The column as runs: (key into `distinct` or [`NULL`], rows).
     runs: Vec<(u32, u32)>,
     rows: usize,
@@ -62,6 +73,7 @@ impl TextRunsEncoder {
             text: Vec::new(),
             distinct: Vec::new(),
             index_of: HashMap::default(),
+            plain: false,
             runs: Vec::new(),
             rows: 0,
             nulls: 0,
@@ -101,14 +113,27 @@ impl TextRunsEncoder {
             if length > 0 {
                 self.runs.push((key, length));
             }
-            key = intern(
-                &mut self.index_of,
-                &mut self.text,
-                &mut self.distinct,
-                value,
-            );
+            let known = self.distinct.len();
+            key = if self.plain {
+                append(&mut self.text, &mut self.distinct, value)
+            } else {
+                intern(
+                    &mut self.index_of,
+                    &mut self.text,
+                    &mut self.distinct,
+                    value,
+                )
+            };
             length = 1;
             last = value;
+            let distinct = self.distinct.len();
+            if !self.plain && distinct > known && distinct.is_multiple_of(DICTIONARY_CHECK) {
+                let defined = self.rows + i + 1 - self.nulls;
+                if distinct * 2 > defined {
+                    self.plain = true;
+                    self.index_of = HashMap::default();
+                }
+            }
         }
         if length > 0 {
             self.runs.push((key, length));
@@ -125,6 +150,7 @@ impl TextRunsEncoder {
             bloom_fpp,
             text,
             distinct,
+            plain,
             runs,
             rows,
             nulls,
@@ -132,17 +158,17 @@ impl TextRunsEncoder {
         } = self;
 
         let values = |k: u32| &text[distinct[k as usize].clone()];
-        let dictionary = !distinct.is_empty() && distinct.len() * 2 <= rows - nulls;
+        let dictionary = !plain && !distinct.is_empty() && distinct.len() * 2 <= rows - nulls;
         let bit_width = bits(distinct.len().saturating_sub(1) as u64);
         let nullable = descr.max_def_level() > 0;
 
         let mut chunk = ChunkWriter::new();
         if dictionary {
-            let mut plain = Vec::with_capacity(text.len() + 4 * distinct.len());
+            let mut page = Vec::with_capacity(text.len() + 4 * distinct.len());
             for k in 0..distinct.len() as u32 {
-                put_plain(&mut plain, values(k));
+                put_plain(&mut page, values(k));
             }
-            chunk.dictionary_page(&plain, distinct.len())?;
+            chunk.dictionary_page(&page, distinct.len())?;
         }
         for page_runs in split_into_pages(&runs, PAGE_ROWS) {
             let page_rows: u32 = page_runs.iter().map(|(_, n)| n).sum();
@@ -203,11 +229,17 @@ fn intern(
     if let Some(&k) = index_of.get(value) {
         return k;
     }
+    let k = append(text, distinct, value);
+    index_of.insert(value.into(), k);
+    k
+}
+
+/// Adds `value` as a value of its own and returns its key.
+fn append(text: &mut Vec<u8>, distinct: &mut Vec<Range<usize>>, value: &[u8]) -> u32 {
     let k = distinct.len() as u32;
     let start = text.len();
     text.extend_from_slice(value);
     distinct.push(start..text.len());
-    index_of.insert(value.into(), k);
     k
 }
 
