@@ -40,6 +40,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::SessionContext;
@@ -727,7 +728,10 @@ pub async fn largest_input(
 }
 
 /// The earliest and latest instant among `timed` inputs: the range a per-reading model
-/// too large to build at once is cut into slices of.
+/// too large to build at once is cut into slices of. An input's range is taken from its
+/// statistics (the bounds in its Parquet footers) when they hold one, which reads no
+/// rows: those bounds may be wider than its instants, never narrower. Otherwise it is
+/// queried.
 pub async fn span_of(
     ctx: &SessionContext,
     timed: &std::collections::BTreeSet<String>,
@@ -735,30 +739,72 @@ pub async fn span_of(
     let mut span: Option<Span> = None;
     for name in timed {
         let provider = ctx.table_provider(name.as_str()).await?;
-        let Some(column) = time_column(&provider.schema()) else {
+        let schema = provider.schema();
+        let Some(column) = time_column(&schema) else {
             continue;
         };
-        let batches = ctx
-            .sql(&format!(
-                "SELECT min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
-            ))
-            .await?
-            .collect()
-            .await?;
-        let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
-            continue;
+        let index = schema
+            .index_of(column)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let range = match bounds_in_statistics(ctx, &provider, index).await? {
+            Some(range) => Some(range),
+            None => queried_range(ctx, name, column).await?,
         };
-        let int = |i: usize| {
-            let column = batch
-                .column(i)
-                .as_primitive::<arrow::datatypes::Int64Type>();
-            (!column.is_null(0)).then(|| column.value(0))
-        };
-        if let (Some(lo), Some(hi)) = (int(0), int(1)) {
+        if let Some((lo, hi)) = range {
             span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
     Ok(span)
+}
+
+/// The lowest and highest value of an integer column as the statistics of a table's
+/// scan give them, when they give both.
+async fn bounds_in_statistics(
+    ctx: &SessionContext,
+    provider: &Arc<dyn datafusion::catalog::TableProvider>,
+    column: usize,
+) -> Result<Option<Span>> {
+    let scan = provider
+        .scan(&ctx.state(), Some(&vec![column]), &[], None)
+        .await?;
+    let statistics = StatisticsContext::new().compute(scan.as_ref(), &StatisticsArgs::new())?;
+    let Some(column) = statistics.column_statistics.first() else {
+        return Ok(None);
+    };
+    let int = |v: Option<&ScalarValue>| match v {
+        Some(ScalarValue::Int64(Some(v))) => Some(*v),
+        _ => None,
+    };
+    Ok(
+        match (
+            int(column.min_value.get_value()),
+            int(column.max_value.get_value()),
+        ) {
+            (Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        },
+    )
+}
+
+/// The lowest and highest instant in `column` of the table `name`, read from its rows.
+async fn queried_range(ctx: &SessionContext, name: &str, column: &str) -> Result<Option<Span>> {
+    let batches = ctx
+        .sql(&format!(
+            "SELECT min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
+        ))
+        .await?
+        .collect()
+        .await?;
+    let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let int = |i: usize| {
+        let column = batch
+            .column(i)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        (!column.is_null(0)).then(|| column.value(0))
+    };
+    Ok(int(0).zip(int(1)))
 }
 
 /// What replacing the affected rows of a table takes: the actions that swap the data

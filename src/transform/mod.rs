@@ -411,6 +411,7 @@ async fn rebuild(
             // Too large to join in memory at once: one slice of time after another. What
             // is the same in every slice is computed once, before them.
             let hoisted = invariant::hoist(ctx, node.model.sql, &timed).await?;
+            tracing::debug!(model = %id.name, hoisted_ms = started.elapsed().as_millis() as u64, "hoisted");
             // `n` slices cover the instants `lo..=hi`, the last one possibly shorter.
             let width = (hi - lo) / n as i64 + 1;
             let mut parts = Vec::new();
@@ -421,13 +422,22 @@ async fn rebuild(
                 i += 1;
                 let until = (from + width).min(hi + 1);
                 stage.message(format!("slice {i} of {n}"));
+                let sliced = std::time::Instant::now();
                 let slice = incremental::time_slice_session(ctx, &inputs, from, until, |c| {
                     register_functions(c)
                 })
                 .await?;
                 let serials = incremental::serials_in_slice(&slice, &timed).await?;
                 hoisted.register_in(&slice, serials.as_ref())?;
+                let prepared_ms = sliced.elapsed().as_millis() as u64;
                 let part = run_model(&slice, &hoisted.sql, &handle, &id).await?;
+                tracing::debug!(
+                    model = %id.name,
+                    slice = i,
+                    prepared_ms,
+                    built_ms = sliced.elapsed().as_millis() as u64,
+                    "slice built"
+                );
                 schema = Some(part.schema.clone());
                 parts.push(part.adds);
                 from = until;
