@@ -135,15 +135,38 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
     if invariant.is_empty() {
         return Ok(unchanged());
     }
+    // Each expression is computed once, in order, in a session of its own where the
+    // ones before it are tables: an expression that reads another reads its rows.
+    let own = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    for function in ctx.state().scalar_functions().values() {
+        own.register_udf(function.as_ref().clone());
+    }
+    for cte in &invariant {
+        let mut read = Vec::new();
+        let _ = visit_relations(&cte.query, |relation| {
+            if let Some(name) = relation.0.last().and_then(|part| part.as_ident()) {
+                read.push(name.value.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        for name in read {
+            if !own.table_exist(name.as_str())?
+                && let Ok(table) = ctx.table_provider(name.as_str()).await
+            {
+                own.register_table(name.as_str(), table)?;
+            }
+        }
+    }
     let mut tables = Vec::with_capacity(invariant.len());
-    for (i, cte) in invariant.iter().enumerate() {
-        let prefix: Vec<String> = invariant[..=i].iter().map(|c| c.to_string()).collect();
+    for cte in &invariant {
         let name = &cte.alias.name;
-        let rows = ctx
-            .sql(&format!("WITH {} SELECT * FROM {name}", prefix.join(", ")))
-            .await?;
+        let rows = own.sql(&format!("WITH {cte} SELECT * FROM {name}")).await?;
         let schema = Arc::new(rows.schema().as_arrow().clone());
         let batches = rows.collect().await?;
+        own.register_table(
+            name.value.as_str(),
+            Arc::new(MemTable::try_new(schema.clone(), vec![batches.clone()])?),
+        )?;
         tables.push((name.value.clone(), schema, batches));
     }
     if kept.is_empty() {
