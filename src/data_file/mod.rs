@@ -356,6 +356,18 @@ mod tests {
             .unwrap()
     }
 
+    /// A reader of `file` that reads its Bloom filters too.
+    fn with_bloom_filters(file: &Bytes) -> SerializedFileReader<Bytes> {
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(
+                ReaderProperties::builder()
+                    .set_read_bloom_filter(true)
+                    .build(),
+            )
+            .build();
+        SerializedFileReader::new_with_options(file.clone(), options).unwrap()
+    }
+
     fn readings(users: Vec<Option<&str>>) -> RecordBatch {
         let n = users.len() as i64;
         let schema = Arc::new(Schema::new(vec![
@@ -403,14 +415,7 @@ mod tests {
         assert_eq!(read, whole);
 
         // The text column is dictionary encoded, and its Bloom filter knows every value.
-        let options = ReadOptionsBuilder::new()
-            .with_reader_properties(
-                ReaderProperties::builder()
-                    .set_read_bloom_filter(true)
-                    .build(),
-            )
-            .build();
-        let reader = SerializedFileReader::new_with_options(files[0].clone(), options).unwrap();
+        let reader = with_bloom_filters(&files[0]);
         let chunk = reader.metadata().row_group(0).column(0);
         assert!(chunk.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
         let row_group = reader.get_row_group(0).unwrap();
@@ -443,14 +448,7 @@ mod tests {
         let (adds, files) = round_trip(spec(whole.schema(), Some("user")), &batches).await;
         let read = arrow::compute::concat_batches(&whole.schema(), &read_all(&files[0])).unwrap();
         assert_eq!(read, whole);
-        let options = ReadOptionsBuilder::new()
-            .with_reader_properties(
-                ReaderProperties::builder()
-                    .set_read_bloom_filter(true)
-                    .build(),
-            )
-            .build();
-        let reader = SerializedFileReader::new_with_options(files[0].clone(), options).unwrap();
+        let reader = with_bloom_filters(&files[0]);
         let chunk = reader.metadata().row_group(0).column(0);
         assert!(chunk.encodings().all(|e| e != Encoding::RLE_DICTIONARY));
         assert!(chunk.dictionary_page_offset().is_none());
