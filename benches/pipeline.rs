@@ -6,7 +6,13 @@
 //! cargo bench --bench pipeline -- --sets sample,x100,gen100000 --runs 5
 //! cargo bench --bench pipeline -- --sets x1000 --runs 1 --no-reference
 //! cargo bench --bench pipeline -- --sets x100 --incremental 1   # 1 % new files
+//! cargo bench --bench pipeline -- --scaling x100,x1000 --runs 3  # growth with size
 //! ```
+//!
+//! With `--scaling SMALL,LARGE`, each round runs the small set and then the large one
+//! (each engine in turn), and the table gives how much longer the large set takes: from
+//! the medians, and as the median of each round's own ratio, which a machine whose
+//! speed drifts over the minutes a large set takes moves far less.
 //!
 //! With `--incremental P`, each set is first run without the last P % of its files of
 //! each source (untimed), then every timed run lands those files into a copy of that
@@ -262,6 +268,73 @@ fn reference_run(input: &Path, tables: Option<&Path>) -> Command {
     cmd
 }
 
+/// How much longer `sets[1]` takes than `sets[0]`, for stedi and for the reference, in
+/// rounds that run both sets back to back.
+fn scaling(
+    sets: [&str; 2],
+    cache: &Path,
+    runs: usize,
+    reference: bool,
+    runtime: &tokio::runtime::Runtime,
+) {
+    let inputs = sets.map(|set| input(set, cache));
+    let mut lines = [0u64; 2];
+    let mut stedi: [Vec<Duration>; 2] = Default::default();
+    let mut duckdb: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..runs {
+        for (i, set) in sets.iter().enumerate() {
+            let lakehouse = cache.join(format!("lakehouse-{set}"));
+            lines[i] = fresh_lakehouse(&inputs[i], &lakehouse, runtime);
+            let m = stedi_run(&lakehouse, &[]);
+            eprintln!("{set}: stedi {:.3}s", m.wall.as_secs_f64());
+            stedi[i].push(m.wall);
+            let _ = std::fs::remove_dir_all(&lakehouse);
+            if reference {
+                let m = measure(&mut reference_run(&inputs[i], None));
+                eprintln!("{set}: duckdb {:.3}s", m.wall.as_secs_f64());
+                duckdb[i].push(m.wall);
+            }
+        }
+    }
+    // The large set's time over the small one's: of the medians, and round by round.
+    let growth = |walls: [Vec<Duration>; 2]| {
+        if walls[0].is_empty() {
+            return [
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+            ];
+        }
+        let mut rounds: Vec<f64> = walls[1]
+            .iter()
+            .zip(&walls[0])
+            .map(|(l, s)| l.as_secs_f64() / s.as_secs_f64())
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        let [small, large] = walls.map(median);
+        [
+            format!("{:.3} s", small.as_secs_f64()),
+            format!("{:.3} s", large.as_secs_f64()),
+            format!("{:.1}", large.as_secs_f64() / small.as_secs_f64()),
+            format!("{:.1}", rounds[rounds.len() / 2]),
+        ]
+    };
+    let [s_small, s_large, s_growth, s_rounds] = growth(stedi);
+    let [d_small, d_large, d_growth, d_rounds] = growth(duckdb);
+    println!(
+        "| sets | input grows | stedi {} (median) | stedi {} (median) | stedi grows | round by round (median) | DuckDB {} (median) | DuckDB {} (median) | DuckDB grows | round by round (median) |",
+        sets[0], sets[1], sets[0], sets[1]
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} → {} | {:.1} | {s_small} | {s_large} | {s_growth} | {s_rounds} | {d_small} | {d_large} | {d_growth} | {d_rounds} |",
+        sets[0],
+        sets[1],
+        lines[1] as f64 / lines[0] as f64,
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -280,6 +353,13 @@ fn main() {
         .map_or_else(|| std::env::temp_dir().join("stedi-bench"), PathBuf::from);
     std::fs::create_dir_all(&cache).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    if let Some(pair) = value("--scaling") {
+        let (small, large) = pair
+            .split_once(',')
+            .expect("--scaling takes two sets, e.g. x100,x1000");
+        scaling([small, large], &cache, runs, reference, &runtime);
+        return;
+    }
     if let Some(percent) = value("--incremental") {
         let percent: f64 = percent.parse().unwrap();
         println!(
