@@ -113,27 +113,26 @@ impl TextRunsEncoder {
             if length > 0 {
                 self.runs.push((key, length));
             }
-            let known = self.distinct.len();
             key = if self.plain {
                 append(&mut self.text, &mut self.distinct, value)
             } else {
-                intern(
+                let key = intern(
                     &mut self.index_of,
                     &mut self.text,
                     &mut self.distinct,
                     value,
-                )
-            };
-            length = 1;
-            last = value;
-            let distinct = self.distinct.len();
-            if !self.plain && distinct > known && distinct.is_multiple_of(DICTIONARY_CHECK) {
+                );
+                let distinct = self.distinct.len();
+                let new = key as usize + 1 == distinct;
                 let defined = self.rows + i + 1 - self.nulls;
-                if distinct * 2 > defined {
+                if new && distinct.is_multiple_of(DICTIONARY_CHECK) && distinct * 2 > defined {
                     self.plain = true;
                     self.index_of = HashMap::default();
                 }
-            }
+                key
+            };
+            length = 1;
+            last = value;
         }
         if length > 0 {
             self.runs.push((key, length));

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
@@ -599,10 +600,8 @@ pub async fn restricted_session(
     inputs: &[String],
     grain: Grain,
     affected: &Affected,
-    register_functions: impl Fn(&SessionContext),
 ) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
-    register_functions(&ctx);
+    let ctx = super::session_like(base);
     affected.register(&ctx)?;
     // Each input restricted at the same time: most are read from storage.
     let restricted = futures::future::try_join_all(inputs.iter().map(|name| {
@@ -644,10 +643,8 @@ pub async fn time_slice_session(
     inputs: &[String],
     from: i64,
     until: i64,
-    register_functions: impl Fn(&SessionContext),
 ) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
-    register_functions(&ctx);
+    let ctx = super::session_like(base);
     for name in inputs {
         let provider = base.table_provider(name.as_str()).await?;
         let input = match time_column(&provider.schema()) {
@@ -712,9 +709,8 @@ pub async fn largest_input(
     let mut rows = 0;
     for name in timed {
         let provider = ctx.table_provider(name.as_str()).await?;
-        let scan = provider.scan(&ctx.state(), None, &[], None).await?;
-        let known = StatisticsContext::new()
-            .compute(scan.as_ref(), &StatisticsArgs::new())?
+        let known = scan_statistics(ctx, &provider, None)
+            .await?
             .num_rows
             .get_value()
             .copied();
@@ -761,13 +757,10 @@ pub async fn span_of(
 /// scan give them, when they give both.
 async fn bounds_in_statistics(
     ctx: &SessionContext,
-    provider: &Arc<dyn datafusion::catalog::TableProvider>,
+    provider: &Arc<dyn TableProvider>,
     column: usize,
 ) -> Result<Option<Span>> {
-    let scan = provider
-        .scan(&ctx.state(), Some(&vec![column]), &[], None)
-        .await?;
-    let statistics = StatisticsContext::new().compute(scan.as_ref(), &StatisticsArgs::new())?;
+    let statistics = scan_statistics(ctx, provider, Some(vec![column])).await?;
     let Some(column) = statistics.column_statistics.first() else {
         return Ok(None);
     };
@@ -775,15 +768,20 @@ async fn bounds_in_statistics(
         Some(ScalarValue::Int64(Some(v))) => Some(*v),
         _ => None,
     };
-    Ok(
-        match (
-            int(column.min_value.get_value()),
-            int(column.max_value.get_value()),
-        ) {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        },
-    )
+    Ok(int(column.min_value.get_value()).zip(int(column.max_value.get_value())))
+}
+
+/// What a table's scan (of the columns `projection`, or all) knows without reading rows:
+/// its row count and column bounds, from Parquet footers or the Delta log.
+async fn scan_statistics(
+    ctx: &SessionContext,
+    provider: &Arc<dyn TableProvider>,
+    projection: Option<Vec<usize>>,
+) -> Result<Arc<datafusion::common::Statistics>> {
+    let scan = provider
+        .scan(&ctx.state(), projection.as_ref(), &[], None)
+        .await?;
+    Ok(StatisticsContext::new().compute(scan.as_ref(), &StatisticsArgs::new())?)
 }
 
 /// The lowest and highest instant in `column` of the table `name`, read from its rows.

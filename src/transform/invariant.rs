@@ -111,24 +111,24 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
         .map(|cte| cte.alias.name.value.clone())
         .collect();
     let (mut invariant, mut kept): (Vec<Cte>, Vec<Cte>) = (Vec::new(), Vec::new());
+    // The tables the hoisted expressions read (other than each other).
+    let mut read = BTreeSet::new();
     for cte in with.cte_tables.drain(..) {
-        let mut reads_time = false;
+        let mut relations = Vec::new();
         let _ = visit_relations(&cte.query, |relation| {
-            let name = relation
-                .0
-                .last()
-                .and_then(|part| part.as_ident())
-                .map(|ident| ident.value.as_str())
-                .unwrap_or_default();
-            let hoisted = invariant.iter().any(|c| c.alias.name.value == name);
-            if timed.contains(name) || (names.contains(name) && !hoisted) {
-                reads_time = true;
+            if let Some(name) = relation.0.last().and_then(|part| part.as_ident()) {
+                relations.push(name.value.clone());
             }
             ControlFlow::<()>::Continue(())
+        });
+        let reads_time = relations.iter().any(|name| {
+            let hoisted = invariant.iter().any(|c| c.alias.name.value == *name);
+            timed.contains(name) || (names.contains(name) && !hoisted)
         });
         if reads_time {
             kept.push(cte);
         } else {
+            read.extend(relations.into_iter().filter(|name| !names.contains(name)));
             invariant.push(cte);
         }
     }
@@ -137,24 +137,10 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
     }
     // Each expression is computed once, in order, in a session of its own where the
     // ones before it are tables: an expression that reads another reads its rows.
-    let own = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
-    for function in ctx.state().scalar_functions().values() {
-        own.register_udf(function.as_ref().clone());
-    }
-    for cte in &invariant {
-        let mut read = Vec::new();
-        let _ = visit_relations(&cte.query, |relation| {
-            if let Some(name) = relation.0.last().and_then(|part| part.as_ident()) {
-                read.push(name.value.clone());
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        for name in read {
-            if !own.table_exist(name.as_str())?
-                && let Ok(table) = ctx.table_provider(name.as_str()).await
-            {
-                own.register_table(name.as_str(), table)?;
-            }
+    let own = super::session_like(ctx);
+    for name in read {
+        if let Ok(table) = ctx.table_provider(name.as_str()).await {
+            own.register_table(name.as_str(), table)?;
         }
     }
     let mut tables = Vec::with_capacity(invariant.len());

@@ -173,6 +173,17 @@ pub fn session() -> SessionContext {
     }
 }
 
+/// A new session with `base`'s settings, memory pool and SQL functions but none of its
+/// tables: where a model runs over its inputs registered differently (restricted to a
+/// few customers, to a slice of time) or where parts of it are computed ahead.
+fn session_like(base: &SessionContext) -> SessionContext {
+    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
+    for function in base.state().scalar_functions().values() {
+        ctx.register_udf(function.as_ref().clone());
+    }
+    ctx
+}
+
 /// Brings every trusted and curated table up to date with the landing tables.
 ///
 /// Each model is, in dependency order, left alone when nothing it depends on changed,
@@ -270,10 +281,7 @@ pub async fn build(
         let (mut table, (mark, grain)) = match (table, built_from) {
             (Some(table), Some(built_from)) => (table, built_from),
             (table, _) => {
-                let register = |c: &SessionContext| functions::register(c, policy, secret.clone());
-                reports.push(
-                    rebuild(&ctx, lakehouse, node, table, &metadata, &register, progress).await?,
-                );
+                reports.push(rebuild(&ctx, lakehouse, node, table, &metadata, progress).await?);
                 continue;
             }
         };
@@ -311,10 +319,7 @@ pub async fn build(
         let stage = progress.step(&format!("update {}", id.name));
         stage.message(incremental::describe(&affected));
         let inputs: Vec<String> = node.reads.iter().cloned().collect();
-        let restricted = incremental::restricted_session(&ctx, &inputs, grain, &affected, |c| {
-            functions::register(c, policy, secret.clone())
-        })
-        .await?;
+        let restricted = incremental::restricted_session(&ctx, &inputs, grain, &affected).await?;
         let prepared_ms = started.elapsed().as_millis() as u64;
         let added = run_model(&restricted, node.model.sql, &table, &id).await?;
         let computed_ms = started.elapsed().as_millis() as u64;
@@ -380,7 +385,6 @@ async fn rebuild(
     node: &dag::Node,
     existing: Option<deltalake::DeltaTable>,
     metadata: &HashMap<String, serde_json::Value>,
-    register_functions: &dyn Fn(&SessionContext),
     progress: &Progress,
 ) -> Result<ModelReport> {
     let id = node.model.table();
@@ -423,10 +427,7 @@ async fn rebuild(
                 let until = (from + width).min(hi + 1);
                 stage.message(format!("slice {i} of {n}"));
                 let sliced = std::time::Instant::now();
-                let slice = incremental::time_slice_session(ctx, &inputs, from, until, |c| {
-                    register_functions(c)
-                })
-                .await?;
+                let slice = incremental::time_slice_session(ctx, &inputs, from, until).await?;
                 let serials = incremental::serials_in_slice(&slice, &timed).await?;
                 hoisted.register_in(&slice, serials.as_ref())?;
                 let prepared_ms = sliced.elapsed().as_millis() as u64;
