@@ -530,3 +530,125 @@ async fn the_command_prints_the_receipt_and_mistakes_get_one_error_and_a_hint() 
         "{err}"
     );
 }
+
+/// An address that ends another person's (`Lee@test.com` and `Ann.Lee@test.com`) is
+/// erased alone and proven gone, with the other person's data untouched; a near miss
+/// (`angie.abram@test` for `angie.abram@test.com`) finds and removes nothing; and an
+/// erasure that finds nobody vacuums no table, so time travel keeps every version.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_inside_another_is_erased_alone_and_a_miss_keeps_every_version() {
+    use common::{customer, reading, step};
+    let s = Scratch::new().await;
+    let people = [
+        ("Lee@test.com", "S-1"),
+        ("Ann.Lee@test.com", "S-2"),
+        ("angie.abram@test.com", "S-3"),
+    ];
+    let customers: Vec<String> = people
+        .iter()
+        .map(|(email, serial)| customer(email, serial, 10, Some(1)))
+        .chain([r#"{"email":"Ann.Lee@test.com", broken"#.to_string()])
+        .collect();
+    let phones: Vec<String> = people
+        .iter()
+        .flat_map(|(email, _)| [reading(email, 100), reading(email, 200)])
+        .collect();
+    let steps: Vec<String> = people
+        .iter()
+        .flat_map(|(_, serial)| [step(serial, 100), step(serial, 200)])
+        .collect();
+    fn lines(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    s.land_lines(Source::Customer, "c.json", &lines(&customers))
+        .await;
+    s.land_lines(Source::Accelerometer, "a.json", &lines(&phones))
+        .await;
+    s.land_lines(Source::StepTrainer, "s.json", &lines(&steps))
+        .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    s.land_lines(
+        Source::Customer,
+        "c2.json",
+        &[&customer("new@test.com", "S-4", 10, Some(1))],
+    )
+    .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(s.count("machine_learning_curated").await, 6);
+    // Read as `stedi sql` reads it, with time travel.
+    let as_of = |sql: &'static str| {
+        let lakehouse = s.lakehouse.clone();
+        async move {
+            let ctx = stedi::serve::query::context_for(&lakehouse, sql)
+                .await
+                .unwrap();
+            common::rows_of(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
+        }
+    };
+    let first_customers = as_of(r#"SELECT email FROM "customer_landing@1" ORDER BY 1"#).await;
+    assert_eq!(first_customers.len(), 3);
+
+    // A near miss and an address of nobody: nothing removed, nothing vacuumed, proven,
+    // and the earlier versions of every table still read.
+    for miss in ["Angie.Abram@test", "nobody@test.com"] {
+        let receipt = erase::forget(&s.lakehouse, miss, &Progress::hidden())
+            .await
+            .unwrap();
+        assert!(receipt.verified(), "{miss}: {:?}", receipt.scan);
+        assert!(!receipt.removed_anything(), "{miss}: {receipt:?}");
+        assert!(
+            receipt
+                .tables
+                .iter()
+                .all(|t| !t.vacuumed && t.files_vacuumed == 0),
+            "{miss}: {:?}",
+            receipt.tables
+        );
+    }
+    assert_eq!(
+        as_of(r#"SELECT email FROM "customer_landing@1" ORDER BY 1"#).await,
+        first_customers
+    );
+    assert_eq!(s.count("machine_learning_curated").await, 6);
+
+    // Lee, through the command: it finishes (exit 0) and proves it.
+    let out = stedi(&s.location(), &["forget", "--email", "Lee@test.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(receipt["scan"]["matches"], serde_json::json!([]));
+    assert!(err.contains("vacuumed customer_landing"), "{err}");
+    // Only Lee's lines left the raw files; Ann Lee's stayed, her malformed line too.
+    let c =
+        std::fs::read_to_string(Path::new(&s.location()).join("landing/customer/c.json")).unwrap();
+    assert!(!c.contains("\"Lee@test.com\""), "{c}");
+    assert_eq!(c.matches("Ann.Lee@test.com").count(), 2, "{c}");
+    assert_eq!(
+        s.rows("SELECT lower(email) FROM customer_landing ORDER BY 1")
+            .await,
+        ["angie.abram@test.com", "ann.lee@test.com", "new@test.com"]
+    );
+    assert_eq!(s.count("quarantine").await, 1);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM accelerometer_landing WHERE user = 'Ann.Lee@test.com'")
+            .await,
+        2
+    );
+    assert_eq!(s.count("machine_learning_curated").await, 4);
+    // Tables that held Lee were vacuumed; a table that never did keeps its versions.
+    let tables = receipt["tables"].as_array().unwrap();
+    let vacuumed = |name: &str| {
+        tables.iter().find(|t| t["table"] == name).unwrap()["vacuumed"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(vacuumed("customer_landing") && vacuumed("machine_learning_curated"));
+    assert!(!vacuumed("quarantine"));
+    // A second time: harmless, still proven.
+    let out = stedi(&s.location(), &["forget", "--email", "lee@TEST.com"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -35,11 +35,24 @@ pub async fn forget(
             .map(|t| t.rows_removed)
             .sum();
         note(&format!(
-            "removed {} line(s) from {} raw file(s) and {rows} landing and quarantine row(s); rebuilt the trusted and curated tables; vacuumed every table",
+            "removed {} line(s) from {} raw file(s) and {rows} landing and quarantine row(s); rebuilt the trusted and curated tables",
             receipt.lines_removed(),
             receipt.raw_files.len(),
         ));
     }
+    let vacuumed: Vec<&str> = receipt
+        .tables
+        .iter()
+        .filter(|t| t.vacuumed)
+        .map(|t| t.table.as_str())
+        .collect();
+    note(&match vacuumed.as_slice() {
+        [] => "no table held the address in any version: no table was vacuumed, time travel is unchanged".to_string(),
+        tables => format!(
+            "vacuumed {} (their versions from before the erasure can no longer be read); the other tables keep their versions",
+            tables.join(", ")
+        ),
+    });
     match receipt.tombstone.as_deref() {
         Some("added") => {
             note("tombstoned: records of this address landed later are refused at ingest")

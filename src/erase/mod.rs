@@ -118,13 +118,19 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
         let before = delta::row_count(&table).unwrap_or(0);
         let removed = tables::remove_rows(&mut table, &id, &receipt.erasure, &*matcher).await?;
         landing_changed |= removed.rows > 0;
-        let files_vacuumed = tables::vacuum(lakehouse, &id).await?;
+        let vacuumed =
+            removed.rows > 0 || tables::old_files_hold(&table, &id.name, &*matcher).await?;
+        let files_vacuumed = match vacuumed {
+            true => tables::vacuum(lakehouse, &id).await?,
+            false => 0,
+        };
         changes.push(TableChange {
             zone: id.zone.to_string(),
             table: id.name.clone(),
             rows_removed: removed.rows as i64,
             rows: before.saturating_sub(removed.rows),
             version: removed.version,
+            vacuumed,
             files_vacuumed,
         });
     }
@@ -152,8 +158,11 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
         rebuilt = crate::transform::build(lakehouse, options, progress).await?;
     }
 
-    // 6. Vacuum them too: the files of their old versions held the person.
+    // 6. Vacuum those whose earlier versions held the person: time travel could bring
+    // them back. A table that never held them keeps its earlier versions.
     stage.message("vacuuming");
+    let key = customer_key(&lakehouse.customer_key_secret().await?, &normalized);
+    let theirs = model_matcher(&needle, key);
     for (id, rows_before) in models.iter().zip(before) {
         let Some(table) = lakehouse.load_table(id).await? else {
             continue;
@@ -163,13 +172,18 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
             .iter()
             .find(|r| &r.table == id && r.written())
             .map(|r| r.version);
-        let files_vacuumed = tables::vacuum(lakehouse, id).await?;
+        let vacuumed = tables::old_files_hold(&table, &id.name, &*theirs).await?;
+        let files_vacuumed = match vacuumed {
+            true => tables::vacuum(lakehouse, id).await?,
+            false => 0,
+        };
         changes.push(TableChange {
             zone: id.zone.to_string(),
             table: id.name.clone(),
             rows_removed: rows_before as i64 - rows as i64,
             rows,
             version,
+            vacuumed,
             files_vacuumed,
         });
     }
@@ -275,6 +289,24 @@ fn landing_matchers(
     });
     out.push((layout::quarantine(), quarantine));
     out
+}
+
+/// How a trusted or curated table's rows are recognized as the person's: their address
+/// in `email` or `user`, or their customer key.
+fn model_matcher(needle: &Needle, key: String) -> Arc<tables::RowMatcher> {
+    let by_address = |column: &'static str| {
+        let needle = needle.clone();
+        tables::string_matcher(column, move |v| needle.is_exactly(v))
+    };
+    let (email, user) = (by_address("email"), by_address("user"));
+    let by_key = tables::string_matcher("customer_key", move |v| v == key);
+    Arc::new(move |batch: &RecordBatch| {
+        let or = |a: &BooleanArray, b: &BooleanArray| {
+            arrow::compute::or(a, b).map_err(datafusion::error::DataFusionError::from)
+        };
+        let either = or(&email(batch)?, &user(batch)?)?;
+        Ok(or(&either, &by_key(batch)?)?)
+    })
 }
 
 /// Rows of a step-trainer batch whose (serialNumber, sensorReadingTime) is in `readings`.

@@ -137,7 +137,7 @@ impl LineMatcher {
     /// Whether any line of `bytes` may match: cheap, and false for almost every block.
     fn may_match(&self, bytes: &[u8]) -> bool {
         let lowered = bytes.to_ascii_lowercase();
-        self.needle.is_in_lowered(&lowered)
+        self.needle.may_be_in_lowered(&lowered)
             // An escaped character can hide the address from a plain search.
             || memchr::memchr(b'\\', bytes).is_some()
             || self

@@ -45,7 +45,11 @@ pub struct TableChange {
     pub rows: u64,
     /// The Delta version that removed the rows (`None`: nothing to remove, no commit).
     pub version: Option<i64>,
-    /// Data files deleted from storage by the vacuum that followed.
+    /// Whether the table was vacuumed: only a table that held the person in a version
+    /// time travel could still read is; the others keep their earlier versions.
+    #[serde(default)]
+    pub vacuumed: bool,
+    /// Data files deleted from storage by that vacuum.
     pub files_vacuumed: u64,
 }
 

@@ -25,10 +25,54 @@ const READ_CHUNK: u64 = 16 * 1024 * 1024;
 
 /// A text searched for case-insensitively: an e-mail address, normalized (trimmed and
 /// lower-cased).
+///
+/// The address is found only as a whole: an occurrence counts when the bytes on both
+/// sides cannot continue an address. `lee@test.com` is not found inside
+/// `ann.lee@test.com`, nor `ann@test` inside `ann@test.com`: each is another person's
+/// address, and an erasure that "found" itself there could never finish (and would point
+/// at someone else's data). A dot followed by something that cannot continue an address
+/// ends a sentence, not an address (`write to ann@x.com.`), and a JSON escape (`\t`, `\n`,
+/// `\u0009`) ends what comes before it.
 #[derive(Debug, Clone)]
 pub struct Needle {
     lower: String,
     ascii: bool,
+}
+
+/// Whether a byte can be part of an e-mail address: letters, digits, the RFC 5322
+/// `atext` symbols, the dot and the `@`, and any byte of a non-ASCII character.
+fn address_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80 || b"!#$%&'*+-/=?^_`{|}~.@".contains(&b)
+}
+
+/// Whether the bytes before `at` cannot continue an address into `hay[at..]`; at the
+/// start of `hay`, `edge` says whether that is the start of the whole text.
+fn starts_here(hay: &[u8], at: usize, edge: bool) -> bool {
+    match &hay[..at] {
+        [] => edge,
+        // A JSON escape such as `\t` or `\u0009` decodes to a character outside addresses.
+        [
+            ..,
+            b'\\',
+            b't' | b'n' | b'r' | b'f' | b'b' | b'/' | b'"' | b'\\',
+        ] => true,
+        [.., b'\\', b'u', a, b, c, d] if [a, b, c, d].iter().all(|x| x.is_ascii_hexdigit()) => true,
+        // A dot continues an address only when an address character comes before it.
+        [.., x, b'.'] => !address_byte(*x),
+        [b'.'] => edge,
+        [.., x] => !address_byte(*x),
+    }
+}
+
+/// Whether the bytes from `end` on cannot continue an address that ends there; at the
+/// end of `hay`, `edge` says whether that is the end of the whole text.
+fn ends_here(hay: &[u8], end: usize, edge: bool) -> bool {
+    match &hay[end..] {
+        [] => edge,
+        [b'.', x, ..] => !address_byte(*x),
+        [b'.'] => edge,
+        [x, ..] => !address_byte(*x),
+    }
 }
 
 impl Needle {
@@ -46,31 +90,53 @@ impl Needle {
         &self.lower
     }
 
-    /// Whether `hay` contains the needle, ignoring case.
+    /// Whether `hay` holds the address as a whole (see [`Needle`]), ignoring case.
     pub fn is_in(&self, hay: &[u8]) -> bool {
-        if self.lower.is_empty() {
-            return false;
-        }
-        if hay.len() < self.lower.len() {
+        self.is_in_part(hay, true, true)
+    }
+
+    /// [`Needle::is_in`] for a part of a longer text: `first` and `last` say whether it
+    /// begins and ends where the text does. An occurrence cut by an edge that is not the
+    /// text's is not counted: the caller's overlapping parts see it whole.
+    pub fn is_in_part(&self, hay: &[u8], first: bool, last: bool) -> bool {
+        if self.lower.is_empty() || hay.len() < self.lower.len() {
             return false;
         }
         if self.ascii {
-            self.is_in_lowered(&hay.to_ascii_lowercase())
+            self.whole_in(&hay.to_ascii_lowercase(), first, last)
         } else {
-            String::from_utf8_lossy(hay)
-                .to_lowercase()
-                .contains(&self.lower)
+            let lowered = String::from_utf8_lossy(hay).to_lowercase();
+            self.whole_in(lowered.as_bytes(), first, last)
         }
     }
 
-    /// Whether `lowered` (already passed through `to_ascii_lowercase`) contains the
-    /// needle. For a needle with non-ASCII letters this falls back to [`Needle::is_in`].
+    /// [`Needle::is_in`] for bytes already passed through `to_ascii_lowercase`.
     pub fn is_in_lowered(&self, lowered: &[u8]) -> bool {
         if self.ascii {
-            memmem::find(lowered, self.lower.as_bytes()).is_some()
+            self.whole_in(lowered, true, true)
         } else {
             self.is_in(lowered)
         }
+    }
+
+    /// Whether `hay` contains the needle's bytes anywhere, ignoring case, also inside a
+    /// longer address: a first test, true whenever [`Needle::is_in`] is.
+    pub fn may_be_in(&self, hay: &[u8]) -> bool {
+        hay.len() >= self.lower.len() && self.may_be_in_lowered(&hay.to_ascii_lowercase())
+    }
+
+    /// Whether `lowered` contains the needle's bytes anywhere, also inside a longer
+    /// address: a cheap first test, true whenever [`Needle::is_in_lowered`] is.
+    pub fn may_be_in_lowered(&self, lowered: &[u8]) -> bool {
+        // Non-ASCII letters may change length when lower-cased: no cheap test for them.
+        !self.ascii || memmem::find(lowered, self.lower.as_bytes()).is_some()
+    }
+
+    fn whole_in(&self, lowered: &[u8], first: bool, last: bool) -> bool {
+        let needle = self.lower.as_bytes();
+        memmem::find_iter(lowered, needle).any(|at| {
+            starts_here(lowered, at, first) && ends_here(lowered, at + needle.len(), last)
+        })
     }
 
     /// Whether the string `value`, trimmed and lower-cased, *is* the needle.
@@ -135,7 +201,7 @@ async fn scan_stream(
         let start = offset.saturating_sub(overlap);
         let end = (offset + READ_CHUNK).min(meta.size);
         let chunk = store.get_range(&meta.location, start..end).await?;
-        if needle.is_in(&chunk) {
+        if needle.is_in_part(&chunk, start == 0, end == meta.size) {
             return Ok(true);
         }
         offset = end;
@@ -195,27 +261,28 @@ pub fn scan_parquet(path: &str, bytes: Bytes, needle: &Needle) -> Vec<String> {
 
 /// Whether any string or binary value inside `array` (at any depth) contains the needle.
 pub fn array_contains(array: &ArrayRef, needle: &Needle) -> bool {
-    // Search a whole column's value buffer at once; only a hit is checked value by value
-    // (two neighbouring values could together spell the needle).
+    // Search a whole column's value buffer at once for the needle's bytes; only a hit is
+    // checked value by value (two neighbouring values could together spell the needle,
+    // and a value's neighbour could hide that it is the address as a whole).
     fn values<'a>(n: usize, value: impl Fn(usize) -> &'a [u8], needle: &Needle) -> bool {
         (0..n).any(|i| needle.is_in(value(i)))
     }
     match array.data_type() {
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
-            needle.is_in(a.value_data()) && values(a.len(), |i| a.value(i).as_bytes(), needle)
+            needle.may_be_in(a.value_data()) && values(a.len(), |i| a.value(i).as_bytes(), needle)
         }
         DataType::LargeUtf8 => {
             let a = array.as_string::<i64>();
-            needle.is_in(a.value_data()) && values(a.len(), |i| a.value(i).as_bytes(), needle)
+            needle.may_be_in(a.value_data()) && values(a.len(), |i| a.value(i).as_bytes(), needle)
         }
         DataType::Binary => {
             let a = array.as_binary::<i32>();
-            needle.is_in(a.value_data()) && values(a.len(), |i| a.value(i), needle)
+            needle.may_be_in(a.value_data()) && values(a.len(), |i| a.value(i), needle)
         }
         DataType::LargeBinary => {
             let a = array.as_binary::<i64>();
-            needle.is_in(a.value_data()) && values(a.len(), |i| a.value(i), needle)
+            needle.may_be_in(a.value_data()) && values(a.len(), |i| a.value(i), needle)
         }
         DataType::FixedSizeBinary(_) => {
             let a = array.as_fixed_size_binary();
@@ -263,7 +330,8 @@ mod tests {
         let needle = Needle::new("  Ann.Lee@Test.COM ");
         assert_eq!(needle.text(), "ann.lee@test.com");
         assert!(needle.is_in(b"{\"email\":\"ANN.LEE@test.com\"}"));
-        assert!(needle.is_in(b"xx ann.lee@test.comyy"));
+        assert!(needle.is_in(b"xx ann.lee@test.com, yy"));
+        assert!(needle.is_in(b"write to ann.lee@test.com."));
         assert!(!needle.is_in(b"ann.lee@test.co"));
         assert!(!needle.is_in(b""));
         assert!(needle.is_exactly(" Ann.Lee@test.com\t"));
@@ -271,6 +339,54 @@ mod tests {
         let accents = Needle::new("ÉLODIE@test.com");
         assert!(accents.is_in("mail: élodie@TEST.com".as_bytes()));
         assert!(accents.is_exactly("Élodie@test.com"));
+    }
+
+    /// An address is found only as a whole: never as the end of a longer address, nor
+    /// as the start of one (a near miss), whatever surrounds it.
+    #[test]
+    fn an_address_is_found_as_a_whole_never_inside_another() {
+        let lee = Needle::new("Lee@test.com");
+        for hay in [
+            &b"{\"email\":\"Lee@test.com\"}"[..],
+            b"{\"email\":\" LEE@test.com \"}",
+            b"lee@test.com",
+            b"mailto:lee@test.com>",
+            b"<lee@test.com>",
+            b"\"\\tlee@test.com\"",
+            b"\"\\u0009lee@test.com\"",
+            b"lee@test.com.",
+            b"(lee@test.com), or",
+            b"ann.lee@test.com lee@test.com",
+        ] {
+            assert!(lee.is_in(hay), "{}", String::from_utf8_lossy(hay));
+        }
+        for hay in [
+            &b"{\"email\":\"Ann.Lee@test.com\"}"[..],
+            b"ann.lee@test.com",
+            b"x-lee@test.com",
+            b"lee@test.com.au",
+            b"lee@test.commerce",
+            b"a+lee@test.com",
+        ] {
+            assert!(!lee.is_in(hay), "{}", String::from_utf8_lossy(hay));
+        }
+        let near = Needle::new("Angie.Abram@test");
+        assert!(!near.is_in(b"{\"user\":\"angie.abram@test.com\"}"));
+        assert!(near.is_in(b"{\"user\":\"angie.abram@test\"}"));
+        // A text read in overlapping parts: an occurrence cut by a part's edge is left to
+        // the neighbouring part, which sees it whole.
+        assert!(!lee.is_in_part(b"xx lee@test.com", true, false));
+        assert!(!lee.is_in_part(b"lee@test.com yy", false, true));
+        assert!(lee.is_in_part(b"x lee@test.com y", false, false));
+    }
+
+    #[test]
+    fn a_column_value_is_found_whole_beside_neighbours_that_touch_it() {
+        let lee = Needle::new("lee@test.com");
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["ann.", "Lee@test.com"]));
+        assert!(array_contains(&values, &lee));
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["ann.lee@test.com", "x"]));
+        assert!(!array_contains(&values, &lee));
     }
 
     fn parquet_with(emails: &[&str], compression: Compression) -> Bytes {

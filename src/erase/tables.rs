@@ -94,6 +94,76 @@ pub async fn vacuum(lakehouse: &Lakehouse, id: &TableId) -> Result<u64> {
     Ok(metrics.files_deleted.len() as u64)
 }
 
+/// Whether a data file that the table's current version no longer uses (one a vacuum
+/// would delete, and time travel can still read) holds a row `matches` selects.
+///
+/// Only such a table needs a vacuum after an erasure: vacuuming every table would take
+/// away the time travel of tables that never held the person.
+pub async fn old_files_hold(table: &DeltaTable, name: &str, matches: &RowMatcher) -> Result<bool> {
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use object_store::ObjectStoreExt;
+
+    let (_, plan) = table
+        .clone()
+        .vacuum()
+        .with_retention_period(chrono::Duration::zero())
+        .with_enforce_retention_duration(false)
+        .with_mode(VacuumMode::Full)
+        .with_dry_run(true)
+        .await
+        .map_err(delta_err(name))?;
+    let store = table.log_store().object_store(None);
+    let parquet = |e: datafusion::parquet::errors::ParquetError| {
+        StediError::delta(name, deltalake::DeltaTableError::from(e))
+    };
+    // The plan also lists the removed files of the log that an earlier vacuum deleted.
+    for path in plan
+        .files_deleted
+        .iter()
+        .filter(|p| p.ends_with(".parquet"))
+    {
+        let bytes = match store
+            .get(&object_store::path::Path::from(path.as_str()))
+            .await
+        {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+        // Only the columns that can name a person are read.
+        let roots: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| PERSON_COLUMNS.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        for batch in builder.with_projection(mask).build().map_err(parquet)? {
+            let batch = batch.map_err(|e| parquet(e.into()))?;
+            if matches(&batch)?.true_count() > 0 {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The columns by which an erasure recognizes a person's rows in any table.
+const PERSON_COLUMNS: &[&str] = &[
+    "email",
+    "user",
+    crate::ingest::feed::CUSTOMER_COLUMN,
+    "customer_key",
+    "raw",
+    "detail",
+    "serialNumber",
+    "sensorReadingTime",
+];
+
 /// A matcher on one string column: rows whose value satisfies `test`.
 pub fn string_matcher(
     column: &'static str,
