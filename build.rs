@@ -7,8 +7,15 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+// The parser of model headers, shared with the crate, so that a misspelt setting fails
+// the build instead of silently changing how a table is built.
+#[path = "src/models/header.rs"]
+#[allow(dead_code)]
+mod header;
+
 fn main() {
     println!("cargo:rerun-if-changed=sql");
+    println!("cargo:rerun-if-changed=src/models/header.rs");
     // Read at run time, not baked in with env!(): a build script compiled for one
     // checkout may be reused for another at a different path.
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -32,6 +39,17 @@ fn main() {
         }
     }
     models.sort();
+    let mut bad = false;
+    for (zone, name, path) in &models {
+        let sql = std::fs::read_to_string(path).expect("a model file found above is readable");
+        if let Err(e) = header::parse(name, &sql) {
+            println!("cargo::error=sql/{zone}/{name}.sql: {e}");
+            bad = true;
+        }
+    }
+    if bad {
+        return;
+    }
     let mut out = String::from("&[\n");
     for (zone, name, path) in models {
         let _ = writeln!(

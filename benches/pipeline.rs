@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stedi::ingest::feed::Source;
+use stedi::feed::Source;
 use stedi::lakehouse::{Lakehouse, layout};
 
 struct Measured {

@@ -1,13 +1,12 @@
-//! The command line: flags and subcommands, and how an error reaches the user.
+//! The command line as typed: flags and subcommands (what runs them is in `commands`).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::ingest::feed::Source;
+use crate::feed::Source;
+use crate::models::ConsentPolicy;
 use crate::serve::query::Format;
-use crate::transform::ConsentPolicy;
 
 /// stedi: a lakehouse for STEDI step-trainer and phone sensor data.
 ///
@@ -110,73 +109,4 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         customers: u64,
     },
-}
-
-/// Parses the command line, runs the command and turns its outcome into an exit code:
-/// 0 on success, 1 on an error (printed with a hint), 2 on a usage error, 130 on Ctrl-C.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Ctrl-C is handled inside: a command that changes the lakehouse must still record
-    // that it was interrupted before the process exits.
-    let outcome = runtime.block_on(crate::commands::run(cli));
-    // A command stopped by Ctrl-C or an error can leave Delta log reads of the abandoned
-    // work running on the runtime's blocking threads. Shutting the runtime down would drop
-    // the tasks those reads wait on and make them panic after the error was printed.
-    // Nothing left running can change a table (commits are atomic), so the process ends
-    // without waiting for them.
-    std::mem::forget(runtime);
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            report(&e);
-            if matches!(e, crate::error::StediError::Interrupted) {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
-}
-
-/// Logs go to stderr: stedi's own warnings by default, more with `STEDI_LOG`
-/// (e.g. `STEDI_LOG=stedi=info` for the time each stage takes).
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STEDI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stedi=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Prints an error as `error: …`, its causes, and a `hint: …` after a blank line.
-pub fn report(e: &crate::error::StediError) {
-    use std::error::Error as _;
-    eprintln!("error: {e}");
-    let mut source = e.source();
-    let mut last = e.to_string();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !last.contains(&text) {
-            eprintln!("  caused by: {text}");
-        }
-        last = text;
-        source = cause.source();
-    }
-    if let Some(hint) = e.hint() {
-        eprintln!("\nhint: {hint}");
-    }
 }

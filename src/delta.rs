@@ -43,14 +43,8 @@ const BLOOM_FALSE_POSITIVES: f64 = 1e-5;
 /// cost of a page overrunning its size limit by at most that many values.
 const WRITE_BATCH_ROWS: usize = 8 * 1024;
 
-/// Prefix of the commit metadata in which stedi records how a table was built.
-pub const BUILD_RECORD_PREFIX: &str = "stedi.";
-
 /// Says which rows of a batch to remove (`true`: remove).
 pub type RowMatcher = dyn Fn(&RecordBatch) -> Result<BooleanArray> + Send + Sync;
-
-/// Key under which a commit records what it was built from (models, policy, secret).
-pub const FINGERPRINT_KEY: &str = "stedi.fingerprint";
 
 /// Data files written to a table's folder but not yet committed: invisible to readers
 /// until [`commit_append`] or [`commit_replace`] publishes them.
@@ -435,28 +429,6 @@ async fn commit(
     Ok(version as i64)
 }
 
-/// The build record of a table: the `stedi.*` metadata of the most recent commit that
-/// has any, looking back a few commits (maintenance commits such as vacuum may have
-/// none). Read once per table; empty when no commit has one.
-pub async fn build_record(table: &DeltaTable) -> Result<HashMap<String, Value>> {
-    let mut history = table.history(Some(20));
-    while let Some(info) = history
-        .try_next()
-        .await
-        .map_err(|e| StediError::delta(table.table_url().to_string(), e))?
-    {
-        let record: HashMap<String, Value> = info
-            .info
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(BUILD_RECORD_PREFIX))
-            .collect();
-        if !record.is_empty() {
-            return Ok(record);
-        }
-    }
-    Ok(HashMap::new())
-}
-
 /// The version of the table's latest commit.
 pub fn version(table: &DeltaTable) -> i64 {
     table.version().map_or(-1, |v| v as i64)
@@ -577,4 +549,34 @@ pub async fn register(
     ctx.deregister_table(name)?;
     ctx.register_table(name, provider)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lakehouse::layout::{self, TableId};
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_table_loaded_before_shows_what_was_committed_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap();
+        let reader = Lakehouse::create(location).await.unwrap();
+        let writer = Lakehouse::open(location).await.unwrap();
+        let id = TableId::new(layout::Zone::Trusted, "counts");
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let mut table = ensure_table(&writer, &id, &schema).await.unwrap();
+        let before = reader.load_table(&id).await.unwrap().unwrap();
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        append_batch(&mut table, &id.name, batch, Vec::new(), HashMap::new())
+            .await
+            .unwrap();
+
+        let after = reader.load_table(&id).await.unwrap().unwrap();
+        assert_eq!(after.version(), before.version().map(|v| v + 1));
+        assert_eq!(row_count(&after), Some(3));
+    }
 }

@@ -96,12 +96,12 @@ pub enum StediError {
     },
     /// Generating a synthetic landing set failed.
     #[error(transparent)]
-    Generate(#[from] crate::generate::GenerateError),
+    Generate(Box<dyn std::error::Error + Send + Sync>),
     /// The run was stopped by the user.
     #[error("interrupted")]
     Interrupted,
     /// The command was stopped because its process made no progress (used no CPU time)
-    /// for this long: a query deadlocked (see `commands::stall`).
+    /// for this long: a query deadlocked (see `interrupt::stall`).
     #[error("stopped after {minutes} minutes without progress: the process used no CPU time")]
     Stalled {
         /// How long nothing happened.

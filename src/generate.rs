@@ -122,6 +122,12 @@ pub enum GenerateError {
     },
 }
 
+impl From<GenerateError> for crate::error::StediError {
+    fn from(e: GenerateError) -> Self {
+        crate::error::StediError::Generate(Box::new(e))
+    }
+}
+
 /// Writes a synthetic landing set into `out` and returns what it wrote.
 ///
 /// The files are `out/<source>/<source>-NNNNN.json` (newline-delimited JSON), cut every

@@ -19,9 +19,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
 use crate::catalog;
-use crate::commands::{Interrupt, table_row};
 use crate::delta;
 use crate::error::{Result, StediError};
+use crate::interrupt::Interrupt;
 use crate::lakehouse::{Lakehouse, layout};
 
 /// How a recorded command ended (the `outcome` column).
@@ -86,7 +86,7 @@ impl State {
         let ids = catalog::tables().unwrap_or_default();
         let ledger_id = layout::ingested_files();
         let (rows, ledger) = futures::join!(
-            futures::future::join_all(ids.iter().map(|id| table_row(lakehouse, id))),
+            futures::future::join_all(ids.iter().map(|id| catalog::table_row(lakehouse, id))),
             lakehouse.load_table(&ledger_id)
         );
         let tables = rows
@@ -245,7 +245,7 @@ impl Recorder {
 /// ```no_run
 /// # async fn forget(
 /// #     lakehouse: &stedi::lakehouse::Lakehouse,
-/// #     interrupt: &stedi::commands::Interrupt,
+/// #     interrupt: &stedi::interrupt::Interrupt,
 /// # ) -> stedi::Result<()> {
 /// stedi::history::record(lakehouse, "forget", interrupt, async {
 ///     // change the lakehouse

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::feed::Source;
 use crate::lakehouse::{Lakehouse, layout};
 
 /// Files above this size are uploaded in parts rather than read into memory.
@@ -85,7 +85,9 @@ async fn land_one(lakehouse: &Lakehouse, source: Source, file: &Path) -> Result<
                 path: dest.to_string(),
             });
         }
-        return match crate::erase::raw::landed_before_erasure(lakehouse, &dest, file).await? {
+        return match crate::forgotten::rewrite::landed_before_erasure(lakehouse, &dest, file)
+            .await?
+        {
             Some(true) => Ok(Landed::AlreadyLandedBeforeErasure {
                 path: dest.to_string(),
             }),

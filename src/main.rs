@@ -1,5 +1,5 @@
 //! The `stedi` binary; everything lives in the library so tests can call it.
 
 fn main() -> std::process::ExitCode {
-    stedi::cli::main()
+    stedi::commands::main()
 }

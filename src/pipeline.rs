@@ -1,6 +1,7 @@
 //! The main job: ingest what was landed, then build trusted and curated tables.
 
 use crate::error::Result;
+use crate::forgotten;
 use crate::ingest::{self, IngestReport};
 use crate::lakehouse::Lakehouse;
 use crate::progress::Progress;
@@ -22,6 +23,13 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RunReport> {
     let ingest = ingest::ingest(lakehouse, progress).await?;
+    // Lines of erased people refused at ingest leave the raw files too, so that no copy
+    // of the person stays.
+    for (source, part) in &ingest.sources {
+        for (batch, lines) in &part.refused {
+            forgotten::remove_refused_lines(lakehouse, *source, *batch, lines).await?;
+        }
+    }
     let models = transform::build(lakehouse, options, progress).await?;
     Ok(RunReport { ingest, models })
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{Scratch, stderr, stdout, stedi};
-use stedi::ingest::feed::Source;
-use stedi::transform::ConsentPolicy;
+use stedi::feed::Source;
+use stedi::models::ConsentPolicy;
 
 /// A user mistake: non-zero exit, an `error:` line first, a hint, and no panic.
 fn assert_user_error(o: &Output, needle: &str) {

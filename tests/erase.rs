@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use common::{Scratch, land_all, sample, stedi};
 use stedi::erase::{self, Needle};
-use stedi::ingest::feed::Source;
+use stedi::feed::Source;
+use stedi::feed::customer_key;
 use stedi::land::Landed;
+use stedi::models::ConsentPolicy;
 use stedi::progress::Progress;
-use stedi::transform::ConsentPolicy;
-use stedi::transform::functions::customer_key;
 
 /// Every landed raw file of the lakehouse: path within the lakehouse → bytes.
 fn raw_files(s: &Scratch) -> BTreeMap<String, Vec<u8>> {

@@ -9,10 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use common::{Scratch, source_files};
+use stedi::feed::Source;
+use stedi::feed::customer_key;
 use stedi::generate::{GenerateOptions, generate};
-use stedi::ingest::feed::Source;
-use stedi::transform::ConsentPolicy;
-use stedi::transform::functions::customer_key;
+use stedi::models::ConsentPolicy;
 
 /// Consenting customers by the contract, computed straight from the raw customer lines:
 /// the latest record (by lastUpdateDate) of each trimmed, lower-cased e-mail decides.

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use common::{Scratch, stderr, stdout, stedi};
 use serde_json::Value;
-use stedi::ingest::feed::Source;
+use stedi::feed::Source;
 
 /// Runs `stedi` and expects success.
 fn ok(lakehouse: &str, args: &[&str]) -> String {
@@ -104,7 +104,7 @@ async fn each_run_is_recorded_newest_first_with_what_it_wrote() {
         "{versions:?}"
     );
     // The versions are those the tables are at now, as `stedi tables` shows them.
-    let tables = stedi::commands::list_tables(&s.lakehouse).await.unwrap();
+    let tables = stedi::catalog::list_tables(&s.lakehouse).await.unwrap();
     for t in &tables {
         assert_eq!(
             versions.get(&t.table).and_then(Value::as_i64),
@@ -230,7 +230,7 @@ async fn time_travel_mistakes_are_explained() {
     let loc = s.location();
     s.land_lines(Source::Customer, "a.json", &[ANN]).await;
     ok(&loc, &["run"]);
-    let latest = stedi::commands::list_tables(&s.lakehouse)
+    let latest = stedi::catalog::list_tables(&s.lakehouse)
         .await
         .unwrap()
         .into_iter()

@@ -17,8 +17,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Scratch, customer, reading, step};
-use stedi::ingest::feed::Source;
-use stedi::transform::{BuildOptions, ConsentPolicy};
+use stedi::feed::Source;
+use stedi::models::ConsentPolicy;
+use stedi::transform::BuildOptions;
 
 const MODELS: [&str; 5] = [
     "customer_trusted",
@@ -361,10 +362,7 @@ async fn rotating_the_secret_rekeys_the_curated_tables_in_one_run() {
         let (rest, key) = row.rsplit_once('|').unwrap();
         assert!(!old_keys.contains(key), "an old key survived rotation");
         let email = rest.split('|').next().unwrap();
-        assert_eq!(
-            key,
-            stedi::transform::functions::customer_key(&new_secret, email)
-        );
+        assert_eq!(key, stedi::feed::customer_key(&new_secret, email));
     }
 }
 

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{Scratch, customer, reading, step};
-use stedi::ingest::feed::Source;
-use stedi::transform::ConsentPolicy;
+use stedi::feed::Source;
+use stedi::models::ConsentPolicy;
 
 async fn land(s: &Scratch, source: Source, name: &str, lines: Vec<String>) {
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Scratch, land_all, sample};
-use stedi::transform::ConsentPolicy;
+use stedi::models::ConsentPolicy;
 
 /// (table, any-time, since-consent), from the product contract.
 const EXPECTED: &[(&str, u64, u64)] = &[

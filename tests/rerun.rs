@@ -7,12 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Scratch, source_files};
-use stedi::commands::list_tables;
+use stedi::catalog::list_tables;
+use stedi::feed::Source;
 use stedi::generate::{GenerateOptions, generate};
-use stedi::ingest::feed::Source;
 use stedi::ingest::{StopAfter, ingest_until};
+use stedi::models::ConsentPolicy;
 use stedi::progress::Progress;
-use stedi::transform::ConsentPolicy;
 
 fn generated(dir: &Path, customers: u64) -> PathBuf {
     let out = dir.join("generated");

@@ -3,10 +3,10 @@
 use std::io::Write;
 
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::feed::Source;
 use crate::lakehouse::Lakehouse;
+use crate::models::ConsentPolicy;
 use crate::progress::Progress;
-use crate::transform::ConsentPolicy;
 use crate::{generate, land, pipeline};
 
 /// Generates a landing set, lands it into a fresh lakehouse, runs, and prints the counts.
@@ -14,7 +14,7 @@ pub async fn demo(
     location: &str,
     customers: u64,
     progress: &Progress,
-    interrupt: &super::Interrupt,
+    interrupt: &crate::interrupt::Interrupt,
     out: &mut dyn Write,
 ) -> Result<()> {
     let lakehouse = prepare(location, customers).await?;
@@ -25,7 +25,7 @@ pub async fn demo(
         pipeline::run(&lakehouse, ConsentPolicy::AnyTime.into(), progress),
     )
     .await?;
-    super::print_tables(out, &super::list_tables(&lakehouse).await?)?;
+    super::tables::print_tables(out, &crate::catalog::list_tables(&lakehouse).await?)?;
     writeln!(
         out,
         "\nlakehouse: {}\ntry: stedi --lakehouse {location} sql \"SELECT count(*) FROM machine_learning_curated\"",

@@ -8,7 +8,7 @@ use datafusion::datasource::MemTable;
 use crate::error::Result;
 use crate::lakehouse::{Lakehouse, layout};
 use crate::serve::query::{self, Format};
-use crate::{delta, history, transform};
+use crate::{delta, history};
 
 /// Prints the run history through the same query path as `stedi sql`; returns whether any
 /// run was recorded (before the first one, an empty result is printed, not an error).
@@ -19,7 +19,7 @@ pub async fn print(
     out: &mut dyn Write,
 ) -> Result<bool> {
     // Only the history is registered: a damaged data table must not hide it.
-    let ctx = transform::session();
+    let ctx = crate::session::session();
     let id = layout::runs();
     let recorded = match lakehouse.load_table(&id).await? {
         Some(table) => {

@@ -4,20 +4,22 @@
 mod demo;
 mod forget;
 mod history;
-mod interrupt;
-mod stall;
 mod tables;
 
 use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Result, StediError};
+use crate::interrupt::Interrupt;
 use crate::lakehouse::Lakehouse;
 use crate::progress::Progress;
 use crate::{generate, land, pipeline, serve};
 
-pub use interrupt::{Interrupt, Recording};
-pub use tables::{TableRow, list_tables, print_tables, table_row};
+use crate::catalog::list_tables;
+use tables::print_tables;
 
 /// Runs a parsed command line. Ctrl-C stops it with [`StediError::Interrupted`]; commands
 /// that change the lakehouse record that in the run history before returning.
@@ -190,4 +192,73 @@ async fn execute(cli: Cli, interrupt: &Interrupt) -> Result<()> {
 
 fn output(e: std::io::Error) -> StediError {
     StediError::Output(e.to_string())
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code:
+/// 0 on success, 1 on an error (printed with a hint), 2 on a usage error, 130 on Ctrl-C.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Ctrl-C is handled inside: a command that changes the lakehouse must still record
+    // that it was interrupted before the process exits.
+    let outcome = runtime.block_on(run(cli));
+    // A command stopped by Ctrl-C or an error can leave Delta log reads of the abandoned
+    // work running on the runtime's blocking threads. Shutting the runtime down would drop
+    // the tasks those reads wait on and make them panic after the error was printed.
+    // Nothing left running can change a table (commits are atomic), so the process ends
+    // without waiting for them.
+    std::mem::forget(runtime);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            if matches!(e, crate::error::StediError::Interrupted) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Logs go to stderr: stedi's own warnings by default, more with `STEDI_LOG`
+/// (e.g. `STEDI_LOG=stedi=info` for the time each stage takes).
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEDI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stedi=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error as `error: …`, its causes, and a `hint: …` after a blank line.
+pub fn report(e: &crate::error::StediError) {
+    use std::error::Error as _;
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    let mut last = e.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    if let Some(hint) = e.hint() {
+        eprintln!("\nhint: {hint}");
+    }
 }

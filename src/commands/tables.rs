@@ -2,45 +2,8 @@
 
 use std::io::Write;
 
-use crate::catalog;
-use crate::delta;
+use crate::catalog::TableRow;
 use crate::error::{Result, StediError};
-use crate::lakehouse::Lakehouse;
-use crate::lakehouse::layout::TableId;
-
-/// One line of `stedi tables`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRow {
-    /// Zone folder.
-    pub zone: String,
-    /// Table name.
-    pub table: String,
-    /// Rows in the current version (`None`: the table was never written).
-    pub rows: Option<u64>,
-    /// Current Delta version.
-    pub version: Option<i64>,
-    /// URL of the table.
-    pub location: String,
-}
-
-/// Every table of the contract with its current state, the tables read at the same time.
-pub async fn list_tables(lakehouse: &Lakehouse) -> Result<Vec<TableRow>> {
-    let ids = catalog::tables()?;
-    futures::future::try_join_all(ids.iter().map(|id| table_row(lakehouse, id))).await
-}
-
-/// The current state of one table. Separate from [`list_tables`] so that the run history
-/// can still see every readable table when one of them is damaged.
-pub async fn table_row(lakehouse: &Lakehouse, id: &TableId) -> Result<TableRow> {
-    let table = lakehouse.load_table(id).await?;
-    Ok(TableRow {
-        zone: id.zone.to_string(),
-        table: id.name.clone(),
-        rows: table.as_ref().and_then(delta::row_count),
-        version: table.as_ref().map(delta::version),
-        location: lakehouse.table_url(id).to_string(),
-    })
-}
 
 /// Prints rows as an aligned table.
 pub fn print_tables(out: &mut dyn Write, rows: &[TableRow]) -> Result<()> {

@@ -12,29 +12,29 @@
 //!    removed from where and what the scan found, and is stored under `_stedi/erasures/`.
 
 pub mod raw;
-pub mod receipt;
 pub mod scan;
 pub mod tables;
-pub mod tombstone;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
-use object_store::ObjectStoreExt;
 
 use crate::catalog;
 use crate::delta;
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::feed::Source;
+use crate::feed::customer_key;
+pub use crate::forgotten::receipt::{RawRewrite, Receipt, TableChange};
+use crate::forgotten::{now, receipt, tombstone};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::{self, TableId, Zone};
+use crate::models::ConsentPolicy;
+use crate::models::{self, dag};
 use crate::progress::Progress;
-use crate::transform::functions::{self, ConsentPolicy, customer_key};
-use crate::transform::{dag, models};
+use crate::session::functions;
 pub use raw::Reading;
-pub use receipt::{RawRewrite, Receipt, TableChange};
 pub use scan::{Needle, ScanResult};
 
 /// The model whose rows say which step-trainer readings are a person's.
@@ -206,48 +206,6 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
     Ok(receipt)
 }
 
-/// Removes the lines refused at ingest (records of erased people, see
-/// [`tombstone::TombstoneFilter`]) from their raw landed files, once the batch that refused
-/// them is published, and records it in a receipt of kind `ingest`.
-pub async fn remove_refused_lines(
-    lakehouse: &Lakehouse,
-    source: Source,
-    batch: i64,
-    lines: &BTreeMap<String, BTreeSet<u64>>,
-) -> Result<()> {
-    let secret =
-        tombstone::read_secret(lakehouse)
-            .await?
-            .ok_or_else(|| StediError::MissingSecret {
-                path: layout::tombstone_secret().to_string(),
-            })?;
-    let mut receipt = Receipt {
-        erasure: receipt::new_id(&format!("ingest-{}-{batch}", source.name())),
-        kind: "ingest".into(),
-        address_hash: None,
-        started: now(),
-        finished: None,
-        tombstone: None,
-        raw_files: Vec::new(),
-        tables: Vec::new(),
-        scan: None,
-    };
-    for (file, remove) in lines {
-        let location = object_store::path::Path::from(file.as_str());
-        let meta = lakehouse.store().head(&location).await?;
-        let meta = object_store::ObjectMeta { location, ..meta };
-        receipt
-            .raw_files
-            .push(raw::remove_lines(lakehouse, &meta, remove, &secret).await?);
-    }
-    receipt.finished = Some(now());
-    receipt.store(lakehouse).await
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// A path that spells the address itself is not written into the receipt.
 fn withhold(text: &mut String, needle: &Needle) {
     if needle.is_in(text.as_bytes()) {
@@ -370,13 +328,13 @@ pub async fn attributed_readings(lakehouse: &Lakehouse, address: &str) -> Result
     if let Some(id) = stored
         && let Some(table) = lakehouse.load_table(&id).await?
     {
-        let ctx = crate::transform::session();
+        let ctx = crate::session::session();
         delta::register(&ctx, &id.name, &table).await?;
         collect_readings(&ctx.sql(&query).await?.collect().await?, &mut readings)?;
     }
 
     if has_landing_tables(lakehouse).await? {
-        let ctx = crate::transform::session();
+        let ctx = crate::session::session();
         functions::register(&ctx, ConsentPolicy::AnyTime, secret);
         let mut base = Vec::new();
         for source in Source::ALL {
@@ -421,7 +379,7 @@ fn collect_readings(batches: &[RecordBatch], into: &mut HashSet<Reading>) -> Res
 /// Whether a trusted or curated table still holds the person (an erasure that stopped
 /// after cleaning the landing tables, before the rebuild).
 async fn models_hold(lakehouse: &Lakehouse, needle: &Needle, address: &str) -> Result<bool> {
-    let ctx = crate::serve::query::context(lakehouse).await?;
+    let ctx = crate::session::context(lakehouse).await?;
     let key = customer_key(&lakehouse.customer_key_secret().await?, address);
     let quoted = needle.text().replace('\'', "''");
     for id in catalog::tables()? {

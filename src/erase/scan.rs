@@ -16,9 +16,9 @@ use datafusion::parquet::basic::Type as PhysicalType;
 use futures::TryStreamExt;
 use memchr::memmem;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+pub use crate::forgotten::receipt::ScanResult;
 
 /// Bytes read at a time from an object that is not Parquet.
 const READ_CHUNK: u64 = 16 * 1024 * 1024;
@@ -148,20 +148,6 @@ impl Needle {
             value.to_lowercase() == self.lower
         }
     }
-}
-
-/// What a storage scan found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScanResult {
-    /// Objects read.
-    pub objects: u64,
-    /// Bytes read.
-    pub bytes: u64,
-    /// Parquet files whose string columns were decoded and searched value by value.
-    pub parquet_files: u64,
-    /// Where the address was found (object paths, with the column for a Parquet value),
-    /// or which objects could not be read. Empty is the proof.
-    pub matches: Vec<String>,
 }
 
 /// Searches every object under the lakehouse root for the needle.

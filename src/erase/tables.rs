@@ -82,7 +82,8 @@ pub async fn vacuum(lakehouse: &Lakehouse, id: &TableId) -> Result<u64> {
     let Some(table) = lakehouse.load_table(id).await? else {
         return Ok(0);
     };
-    let properties = CommitProperties::default().with_metadata(delta::build_record(&table).await?);
+    let properties = CommitProperties::default()
+        .with_metadata(crate::transform::record::build_record(&table).await?);
     let (_, metrics) = table
         .vacuum()
         .with_retention_period(chrono::Duration::zero())
@@ -156,7 +157,7 @@ pub async fn old_files_hold(table: &DeltaTable, name: &str, matches: &RowMatcher
 const PERSON_COLUMNS: &[&str] = &[
     "email",
     "user",
-    crate::ingest::feed::CUSTOMER_COLUMN,
+    crate::feed::CUSTOMER_COLUMN,
     "customer_key",
     "raw",
     "detail",

@@ -4,7 +4,6 @@
 //! reason; nothing is dropped silently and nothing aborts. Unknown fields are ignored,
 //! blank lines are skipped.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,10 +13,11 @@ use arrow::array::{
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::record_batch::RecordBatch;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::feed::{FieldSpec, Kind, MAX_FIELDS, Source};
+use super::scalar::Scalar;
 use super::scan::scan_flat;
+use crate::feed::{FieldSpec, Kind, MAX_FIELDS, Source};
 
 /// Why a landed record was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,89 +65,6 @@ pub struct Rejected {
     pub detail: String,
     /// The line as landed (invalid UTF-8 replaced).
     pub raw: String,
-}
-
-/// A JSON value as far as a feed field cares.
-#[derive(Debug, PartialEq)]
-pub(super) enum Scalar<'de> {
-    Absent,
-    Null,
-    Str(Cow<'de, str>),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Bool(bool),
-    Object,
-    Array,
-}
-
-impl Scalar<'_> {
-    fn describe(&self) -> String {
-        match self {
-            Scalar::Absent | Scalar::Null => "null".into(),
-            Scalar::Str(s) => {
-                let shown: String = s.chars().take(40).collect();
-                let more = if s.chars().count() > 40 { "…" } else { "" };
-                format!("string \"{shown}{more}\"")
-            }
-            Scalar::Int(i) => format!("number {i}"),
-            Scalar::UInt(u) => format!("number {u}"),
-            Scalar::Float(f) => format!("number {f}"),
-            Scalar::Bool(b) => format!("{b}"),
-            Scalar::Object => "an object".into(),
-            Scalar::Array => "an array".into(),
-        }
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Scalar::Str(Cow::Owned(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Scalar::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Scalar::UInt(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Scalar::Float(v))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Object)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Array)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
-    }
 }
 
 /// Maps a key to the index of the feed field it names, without allocating.
@@ -340,7 +257,7 @@ impl Decoder {
                         address.clear();
                         address.push_str(who);
                         customer.clear();
-                        customer.push_str(&super::feed::customer_id(who));
+                        customer.push_str(&crate::feed::customer_id(who));
                     }
                     customers.append_value(customer.as_str());
                 }
@@ -483,7 +400,7 @@ mod tests {
                 .iter()
                 .filter(|f| f.required)
                 .map(|f| match f.kind {
-                    crate::ingest::feed::Kind::Text => format!("\"{}\":\"a\"", f.name),
+                    crate::feed::Kind::Text => format!("\"{}\":\"a\"", f.name),
                     _ => format!("\"{}\":1", f.name),
                 })
                 .collect();
@@ -556,7 +473,7 @@ mod tests {
         }
         let expected: Vec<String> = users
             .iter()
-            .map(|u| crate::ingest::feed::customer_id(u).into_owned())
+            .map(|u| crate::feed::customer_id(u).into_owned())
             .collect();
         assert_eq!(customers, expected);
         assert_eq!(expected[..2], ["ann@x.com", "ann@x.com"]);

@@ -16,9 +16,9 @@ use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use object_store::ObjectMeta;
 
-use super::feed::Source;
 use crate::delta;
 use crate::error::{Result, StediError};
+use crate::feed::Source;
 use crate::lakehouse::{Lakehouse, layout};
 
 /// Schema of `_stedi/ingested_files`.

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::decode::Rejected;
-use super::feed::Source;
+use crate::feed::Source;
 
 /// Schema of `quarantine`.
 pub fn schema() -> SchemaRef {

@@ -12,8 +12,8 @@
 
 use std::borrow::Cow;
 
-use super::decode::Scalar;
-use super::feed::FieldSpec;
+use super::scalar::Scalar;
+use crate::feed::FieldSpec;
 
 /// Reads `line` into `values` (one slot per field of `fields`); `None` means "not a
 /// simple line, ask the full parser".
@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn lines_with_invalid_utf8_in_any_string_are_left_to_the_full_parser() {
-        let fields = super::super::feed::Source::StepTrainer.fields();
+        let fields = crate::feed::Source::StepTrainer.fields();
         let scan = |line: &[u8]| {
             let mut values: Vec<Scalar<'_>> = (0..fields.len()).map(|_| Scalar::Absent).collect();
             scan_flat(line, fields, &mut values).is_some()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use object_store::{GetOptions, GetResultPayload, ObjectMeta, ObjectStore};
 
-use super::MAX_PIECE;
+use super::pieces::MAX_PIECE;
 use crate::error::{Result, StediError};
 
 /// How far past a piece's end the first read goes, so that the piece's last line is

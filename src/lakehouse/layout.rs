@@ -13,7 +13,7 @@ use std::fmt;
 
 use object_store::path::Path;
 
-use crate::ingest::feed::Source;
+use crate::feed::Source;
 
 /// The zones data moves through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,7 +121,7 @@ pub fn customer_key_secret() -> Path {
 pub const PERSONAL_COLUMNS: &[&str] = &[
     "email",
     "user",
-    crate::ingest::feed::CUSTOMER_COLUMN,
+    crate::feed::CUSTOMER_COLUMN,
     "customerName",
     "phone",
     "birthDay",
@@ -134,7 +134,7 @@ pub const PERSONAL_COLUMNS: &[&str] = &[
 /// it, so that an incremental run finds the rows of a few customers without reading the
 /// table.
 pub fn customer_column(schema: &arrow::datatypes::Schema) -> Option<&'static str> {
-    [crate::ingest::feed::CUSTOMER_COLUMN, "email", "user"]
+    [crate::feed::CUSTOMER_COLUMN, "email", "user"]
         .into_iter()
         .find(|c| schema.column_with_name(c).is_some())
 }

@@ -16,7 +16,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::feed::Source;
 use layout::TableId;
 
 /// An opened lakehouse: where it is and how to reach its storage.
@@ -245,34 +245,4 @@ fn new_secret() -> Vec<u8> {
     secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     secret
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema};
-
-    #[tokio::test]
-    async fn a_table_loaded_before_shows_what_was_committed_since() {
-        let dir = tempfile::tempdir().unwrap();
-        let location = dir.path().to_str().unwrap();
-        let reader = Lakehouse::create(location).await.unwrap();
-        let writer = Lakehouse::open(location).await.unwrap();
-        let id = TableId::new(layout::Zone::Trusted, "counts");
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let mut table = crate::delta::ensure_table(&writer, &id, &schema)
-            .await
-            .unwrap();
-        let before = reader.load_table(&id).await.unwrap().unwrap();
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
-        crate::delta::append_batch(&mut table, &id.name, batch, Vec::new(), HashMap::new())
-            .await
-            .unwrap();
-
-        let after = reader.load_table(&id).await.unwrap().unwrap();
-        assert_eq!(after.version(), before.version().map(|v| v + 1));
-        assert_eq!(crate::delta::row_count(&after), Some(3));
-    }
 }

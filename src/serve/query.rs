@@ -8,12 +8,10 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use crate::catalog;
 use crate::delta;
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
-use crate::lakehouse::layout::{self, TableId};
-use crate::transform;
+use crate::session::{self, queryable_tables};
 
 /// How query results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -27,34 +25,11 @@ pub enum Format {
     Json,
 }
 
-/// Every table `stedi sql` can read: the tables of the contract, the ledger of ingested
-/// files (`ingested_files`) and the run history (`runs`).
-pub fn queryable_tables() -> Result<Vec<TableId>> {
-    let mut tables = catalog::tables()?;
-    tables.push(layout::ingested_files());
-    tables.push(layout::runs());
-    Ok(tables)
-}
-
-/// A session where every existing table of the lakehouse is registered under its name,
-/// the ledger of ingested files as `ingested_files` and the run history as `runs`.
-pub async fn context(lakehouse: &Lakehouse) -> Result<SessionContext> {
-    let ctx = transform::session();
-    // Analysts match customers the way the models do.
-    transform::functions::register_customer_id(&ctx);
-    for id in queryable_tables()? {
-        if let Some(table) = lakehouse.load_table(&id).await? {
-            delta::register(&ctx, &id.name, &table).await?;
-        }
-    }
-    Ok(ctx)
-}
-
-/// [`context`], plus every time-travel reference of `sql` (`"customer_trusted@3"`,
+/// [`session::context`], plus every time-travel reference of `sql` (`"customer_trusted@3"`,
 /// `"customer_trusted@2026-11-22T10:00:00Z"`) registered under its full name, so that one
 /// query can compare a table with an earlier state of itself.
 pub async fn context_for(lakehouse: &Lakehouse, sql: &str) -> Result<SessionContext> {
-    let ctx = context(lakehouse).await?;
+    let ctx = session::context(lakehouse).await?;
     register_time_travel(&ctx, lakehouse, sql).await?;
     Ok(ctx)
 }

@@ -30,126 +30,28 @@
 //! every serial number they ever registered.
 //!
 //! The same restriction of inputs builds a large per-reading model in slices of time
-//! (see [`time_slice_session`]): every row depends only on rows of its own instant, so a
-//! model whose join would not fit the memory limit is built one range of instants after
-//! another into the same commit.
+//! (see [`super::sliced`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::slice::{self, Restriction, Slices};
+use super::record::Watermark;
+use super::slice::{MAX_LISTED_KEYS, Restriction, Slices};
 use crate::error::{Result, StediError};
-use crate::ingest::feed::{CUSTOMER_COLUMN, Source};
+use crate::feed::{CUSTOMER_COLUMN, Source};
 use crate::ingest::ledger::Ledger;
 use crate::lakehouse::layout::TableId;
 use crate::lakehouse::layout::customer_column;
-
-/// The grain of a model: what one of its rows belongs to, and so what an incremental
-/// run can recompute it by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Grain {
-    /// One customer (e-mail address compared trimmed and case-insensitively).
-    Customer,
-    /// One step-trainer reading: serial number and instant.
-    Reading,
-}
-
-impl Grain {
-    /// The grain a model's SQL declares in a `-- incremental: per …` line; a model
-    /// without one is always rebuilt in full.
-    pub fn declared_in(sql: &str) -> Option<Grain> {
-        sql.lines().find_map(|line| {
-            let rest = line.trim().strip_prefix("--")?.trim();
-            let rest = rest.strip_prefix("incremental:")?.trim();
-            let rest = rest.trim_end_matches('.');
-            [Grain::Customer, Grain::Reading]
-                .into_iter()
-                .find(|grain| grain.label() == rest)
-        })
-    }
-
-    /// How the header line names the grain: `per customer` or `per reading`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Grain::Customer => "per customer",
-            Grain::Reading => "per reading",
-        }
-    }
-}
-
-/// Which ingested batches a table reflects: for each source, the newest batch number.
-///
-/// Batches come from the ledger of ingested files, so a watermark names exactly which
-/// landed files were already taken into account, and the files after it are the news.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Watermark(BTreeMap<String, i64>);
-
-impl Watermark {
-    /// The watermark of everything ingested so far.
-    pub fn current(ledger: &Ledger) -> Watermark {
-        Watermark(
-            Source::ALL
-                .iter()
-                .map(|s| {
-                    (
-                        s.name().to_string(),
-                        ledger.last_batch(*s).map_or(0, |b| b.0),
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    /// As recorded in a commit.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
-                .collect(),
-        )
-    }
-
-    /// Reads a recorded watermark; `None` when it is not one.
-    pub fn from_json(value: &serde_json::Value) -> Option<Watermark> {
-        let map = value.as_object()?;
-        let mut out = BTreeMap::new();
-        for (k, v) in map {
-            out.insert(k.clone(), v.as_i64()?);
-        }
-        Some(Watermark(out))
-    }
-
-    /// The batch of a source this watermark has seen (0: none).
-    fn batch(&self, source: Source) -> i64 {
-        self.0.get(source.name()).copied().unwrap_or(0)
-    }
-
-    /// Whether a table at `self` has seen every batch of `current`.
-    pub fn covers(&self, current: &Watermark) -> bool {
-        Source::ALL
-            .iter()
-            .all(|s| self.batch(*s) >= current.batch(*s))
-    }
-}
-
-/// Above this many keys, a restriction joins with an in-memory table of them instead of
-/// naming them in the query: a long `IN` list costs more to plan than the join costs to
-/// run, and that many customers touch most row groups anyway.
-pub(super) const MAX_LISTED_KEYS: usize = 10_000;
+use crate::models::Grain;
 
 /// The earliest and latest instant of a set of readings.
 pub type Span = (i64, i64);
@@ -177,7 +79,7 @@ async fn any_row(ctx: &SessionContext, sql: &str) -> Result<SeenBefore> {
 /// The keys whose rows may have changed since a watermark.
 #[derive(Debug, Clone)]
 pub struct Affected {
-    /// The affected customers: [`customer_id`](super::functions::customer_id)s, sorted.
+    /// The affected customers: [`customer_id`](crate::feed::customer_id)s, sorted.
     pub customers: Vec<String>,
     /// Every address of the affected customers as landed, and their customer ids: the
     /// values a table's `email` or `user` column holds in their rows. Sorted.
@@ -336,7 +238,7 @@ async fn strings(ctx: &SessionContext, sql: &str) -> Result<(Vec<String>, bool)>
 }
 
 /// [`strings`] gathered into any collection, for callers that have no use for the order.
-async fn gather_strings<C: Default + Extend<String>>(
+pub(super) async fn gather_strings<C: Default + Extend<String>>(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(C, bool)> {
@@ -542,13 +444,13 @@ fn distinct_readings(
 }
 
 /// Whether a table is keyed by step-trainer reading.
-fn has_reading_key(schema: &SchemaRef) -> bool {
+pub(super) fn has_reading_key(schema: &SchemaRef) -> bool {
     schema.column_with_name("serialNumber").is_some()
         && schema.column_with_name("sensorReadingTime").is_some()
 }
 
 /// The column of a table that holds the instant of a reading, if it has one.
-fn time_column(schema: &SchemaRef) -> Option<&'static str> {
+pub(super) fn time_column(schema: &SchemaRef) -> Option<&'static str> {
     ["sensorReadingTime", "timestamp"]
         .into_iter()
         .find(|c| schema.column_with_name(c).is_some())
@@ -601,7 +503,7 @@ pub async fn restricted_session(
     grain: Grain,
     affected: &Affected,
 ) -> Result<SessionContext> {
-    let ctx = super::session_like(base);
+    let ctx = crate::session::session_like(base);
     affected.register(&ctx)?;
     // Each input restricted at the same time: most are read from storage.
     let restricted = futures::future::try_join_all(inputs.iter().map(|name| {
@@ -632,177 +534,6 @@ pub async fn restricted_session(
         ctx.register_table(name.as_str(), rows)?;
     }
     Ok(ctx)
-}
-
-/// A session where a per-reading model runs over one slice of time, `[from, until)`:
-/// each input with instants is a view of the same name restricted to the slice, and
-/// tables without instants (customers) are read whole. Every row of a per-reading model
-/// depends only on rows of its own instant, so the slices together give the whole table.
-pub async fn time_slice_session(
-    base: &SessionContext,
-    inputs: &[String],
-    from: i64,
-    until: i64,
-) -> Result<SessionContext> {
-    let ctx = super::session_like(base);
-    for name in inputs {
-        let provider = base.table_provider(name.as_str()).await?;
-        let input = match time_column(&provider.schema()) {
-            Some(c) => {
-                let slice = format!("t.\"{c}\" >= {from} AND t.\"{c}\" < {until}");
-                slice::rows_where(&ctx, name, provider, &slice)
-                    .await?
-                    .into_view()
-            }
-            None => provider,
-        };
-        ctx.register_table(name.as_str(), input)?;
-    }
-    Ok(ctx)
-}
-
-/// The serial numbers of the step-trainer readings in a slice of time (see
-/// [`time_slice_session`]): under the per-reading grain a reading depends only on the
-/// customers given its serial number, so these are the only customers the slice needs.
-/// `None` when no input of the slice holds readings.
-pub async fn serials_in_slice(
-    slice: &SessionContext,
-    timed: &std::collections::BTreeSet<String>,
-) -> Result<Option<std::collections::HashSet<String, ahash::RandomState>>> {
-    for name in timed {
-        let provider = slice.table_provider(name.as_str()).await?;
-        if has_reading_key(&provider.schema()) {
-            let (serials, _) = gather_strings(
-                slice,
-                &format!("SELECT DISTINCT \"serialNumber\" FROM \"{name}\""),
-            )
-            .await?;
-            return Ok(Some(serials));
-        }
-    }
-    Ok(None)
-}
-
-/// The inputs that have instants (a reading time): those a slice of time restricts.
-pub async fn timed_inputs(
-    ctx: &SessionContext,
-    inputs: &[String],
-) -> Result<std::collections::BTreeSet<String>> {
-    let mut timed = std::collections::BTreeSet::new();
-    for name in inputs {
-        let provider = ctx.table_provider(name.as_str()).await?;
-        if time_column(&provider.schema()).is_some() {
-            timed.insert(name.clone());
-        }
-    }
-    Ok(timed)
-}
-
-/// The largest row count among `timed` inputs (see [`timed_inputs`]): what decides
-/// whether a per-reading model is built in slices. It is taken from an input's
-/// statistics (its Parquet footers or Delta log) when it has them, which reads no rows,
-/// and counted otherwise.
-pub async fn largest_input(
-    ctx: &SessionContext,
-    timed: &std::collections::BTreeSet<String>,
-) -> Result<u64> {
-    let mut rows = 0;
-    for name in timed {
-        let provider = ctx.table_provider(name.as_str()).await?;
-        let known = scan_statistics(ctx, &provider, None)
-            .await?
-            .num_rows
-            .get_value()
-            .copied();
-        let count = match known {
-            Some(n) => n as u64,
-            None => count_of(ctx.sql(&format!("SELECT count(*) FROM \"{name}\"")).await?).await?,
-        };
-        rows = rows.max(count);
-    }
-    Ok(rows)
-}
-
-/// The earliest and latest instant among `timed` inputs: the range a per-reading model
-/// too large to build at once is cut into slices of. An input's range is taken from its
-/// statistics (the bounds in its Parquet footers) when they hold one, which reads no
-/// rows: those bounds may be wider than its instants, never narrower. Otherwise it is
-/// queried.
-pub async fn span_of(
-    ctx: &SessionContext,
-    timed: &std::collections::BTreeSet<String>,
-) -> Result<Option<Span>> {
-    let mut span: Option<Span> = None;
-    for name in timed {
-        let provider = ctx.table_provider(name.as_str()).await?;
-        let schema = provider.schema();
-        let Some(column) = time_column(&schema) else {
-            continue;
-        };
-        let index = schema
-            .index_of(column)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let range = match bounds_in_statistics(ctx, &provider, index).await? {
-            Some(range) => Some(range),
-            None => queried_range(ctx, name, column).await?,
-        };
-        if let Some((lo, hi)) = range {
-            span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
-    }
-    Ok(span)
-}
-
-/// The lowest and highest value of an integer column as the statistics of a table's
-/// scan give them, when they give both.
-async fn bounds_in_statistics(
-    ctx: &SessionContext,
-    provider: &Arc<dyn TableProvider>,
-    column: usize,
-) -> Result<Option<Span>> {
-    let statistics = scan_statistics(ctx, provider, Some(vec![column])).await?;
-    let Some(column) = statistics.column_statistics.first() else {
-        return Ok(None);
-    };
-    let int = |v: Option<&ScalarValue>| match v {
-        Some(ScalarValue::Int64(Some(v))) => Some(*v),
-        _ => None,
-    };
-    Ok(int(column.min_value.get_value()).zip(int(column.max_value.get_value())))
-}
-
-/// What a table's scan (of the columns `projection`, or all) knows without reading rows:
-/// its row count and column bounds, from Parquet footers or the Delta log.
-async fn scan_statistics(
-    ctx: &SessionContext,
-    provider: &Arc<dyn TableProvider>,
-    projection: Option<Vec<usize>>,
-) -> Result<Arc<datafusion::common::Statistics>> {
-    let scan = provider
-        .scan(&ctx.state(), projection.as_ref(), &[], None)
-        .await?;
-    Ok(StatisticsContext::new().compute(scan.as_ref(), &StatisticsArgs::new())?)
-}
-
-/// The lowest and highest instant in `column` of the table `name`, read from its rows.
-async fn queried_range(ctx: &SessionContext, name: &str, column: &str) -> Result<Option<Span>> {
-    let batches = ctx
-        .sql(&format!(
-            "SELECT min(CAST(\"{column}\" AS BIGINT)), max(CAST(\"{column}\" AS BIGINT)) FROM \"{name}\""
-        ))
-        .await?
-        .collect()
-        .await?;
-    let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
-        return Ok(None);
-    };
-    let int = |i: usize| {
-        let column = batch
-            .column(i)
-            .as_primitive::<arrow::datatypes::Int64Type>();
-        (!column.is_null(0)).then(|| column.value(0))
-    };
-    Ok(int(0).zip(int(1)))
 }
 
 /// What replacing the affected rows of a table takes: the actions that swap the data
@@ -839,7 +570,7 @@ pub async fn remove_affected(
         return Ok(Removal::default());
     }
     let ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
-    super::functions::register_customer_id(&ctx);
+    crate::session::functions::register_customer_id(&ctx);
     affected.register(&ctx)?;
     crate::delta::register_files(&ctx, lakehouse, id, table).await?;
     let schema = ctx.table_provider(id.name.as_str()).await?.schema();
@@ -864,7 +595,7 @@ pub async fn remove_affected(
 /// The rows of affected keys, as a test on batches of a table with `schema`: the same
 /// keys as [`belongs`] selects in SQL, compared with the same [`customer_id`].
 ///
-/// [`customer_id`]: super::functions::customer_id
+/// [`customer_id`]: crate::feed::customer_id
 fn row_matcher(
     grain: Grain,
     schema: &SchemaRef,
@@ -899,9 +630,7 @@ fn row_matcher(
                     .as_string::<i32>()
                     .iter()
                     .map(|v| {
-                        Some(v.is_some_and(|v| {
-                            keys.contains(super::functions::customer_id(v).as_ref())
-                        }))
+                        Some(v.is_some_and(|v| keys.contains(crate::feed::customer_id(v).as_ref())))
                     })
                     .collect())
             }))
@@ -958,7 +687,7 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
 }
 
 /// The count a planned `SELECT count(*)` gives.
-async fn count_of(rows: datafusion::dataframe::DataFrame) -> Result<u64> {
+pub(super) async fn count_of(rows: datafusion::dataframe::DataFrame) -> Result<u64> {
     let batches = rows.collect().await?;
     let n = batches
         .first()
@@ -983,34 +712,4 @@ pub fn describe(affected: &Affected) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn models_declare_their_grain_in_a_header_line() {
-        assert_eq!(
-            Grain::declared_in("-- x\n-- incremental: per customer.\nSELECT 1"),
-            Some(Grain::Customer)
-        );
-        assert_eq!(
-            Grain::declared_in("-- incremental: per reading\nSELECT 1"),
-            Some(Grain::Reading)
-        );
-        assert_eq!(Grain::declared_in("SELECT 1 -- incremental"), None);
-    }
-
-    #[test]
-    fn a_watermark_covers_another_when_it_has_seen_every_batch() {
-        let old = Watermark(BTreeMap::from([
-            ("customer".into(), 1),
-            ("accelerometer".into(), 2),
-        ]));
-        let new = Watermark(BTreeMap::from([
-            ("customer".into(), 2),
-            ("accelerometer".into(), 2),
-        ]));
-        assert!(new.covers(&old));
-        assert!(!old.covers(&new));
-        assert_eq!(Watermark::from_json(&new.to_json()), Some(new));
-    }
-}
+mod tests {}

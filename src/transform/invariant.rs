@@ -1,7 +1,7 @@
 //! The parts of a per-reading model that are the same in every slice of time.
 //!
 //! A model too large to join in memory at once runs once per slice of time (see
-//! [`super::incremental::time_slice_session`]). A common table expression of its SQL
+//! [`super::sliced`]). A common table expression of its SQL
 //! that reads no table with instants (such as the curated customers, numbered) gives the
 //! same rows in every slice. Left in the query, it would be computed again by each of its
 //! references in each slice: at a million customers, sorting them several times per
@@ -137,7 +137,7 @@ pub async fn hoist(ctx: &SessionContext, sql: &str, timed: &BTreeSet<String>) ->
     }
     // Each expression is computed once, in order, in a session of its own where the
     // ones before it are tables: an expression that reads another reads its rows.
-    let own = super::session_like(ctx);
+    let own = crate::session::session_like(ctx);
     for name in read {
         if let Ok(table) = ctx.table_provider(name.as_str()).await {
             own.register_table(name.as_str(), table)?;

@@ -6,33 +6,30 @@
 //! [`incremental`]). Either way each table changes in one commit, and a run with nothing
 //! new writes nothing.
 
-pub mod dag;
-pub mod functions;
 pub mod incremental;
 mod invariant;
-pub mod models;
 mod planner;
+pub mod record;
 mod slice;
+mod sliced;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream_partitioned;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 
-use crate::delta::{self, FINGERPRINT_KEY, FileWriter, StagedFiles};
+use crate::delta::{self, FileWriter, StagedFiles};
 use crate::error::{Result, StediError};
-use crate::ingest::feed::Source;
+use crate::feed::Source;
 use crate::ingest::ledger::Ledger;
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::{TableId, Zone};
+use crate::models::{self, ConsentPolicy, dag};
 use crate::progress::Progress;
-pub use functions::ConsentPolicy;
-use incremental::{Affected, Watermark};
+use crate::session::{self, functions};
+use incremental::Affected;
+use record::{FINGERPRINT_KEY, WATERMARK_KEY, Watermark};
 
 /// How a run changed one model's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,100 +87,6 @@ impl From<ConsentPolicy> for BuildOptions {
     }
 }
 
-/// Commit metadata: which ingested batches a table reflects.
-const WATERMARK_KEY: &str = "stedi.watermark";
-/// Commit metadata: the consent policy a table was built with.
-const CONSENT_KEY: &str = "stedi.consent";
-
-/// Memory that queries may hold before they spill to disk, unless `STEDI_MEMORY_LIMIT`
-/// says otherwise (bytes, or with a `K`, `M` or `G` suffix).
-const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
-
-/// Rows of the largest input a per-reading model joins in one go: a quarter of a
-/// kilobyte of the memory limit per row, which keeps a slice's hash tables within it.
-fn rows_per_slice() -> u64 {
-    (memory_limit() as u64 / 256).max(1)
-}
-
-/// The query memory limit in bytes: `STEDI_MEMORY_LIMIT` or [`DEFAULT_MEMORY_LIMIT`].
-pub fn memory_limit() -> usize {
-    std::env::var("STEDI_MEMORY_LIMIT")
-        .ok()
-        .and_then(|v| parse_size(&v))
-        .unwrap_or(DEFAULT_MEMORY_LIMIT)
-}
-
-fn parse_size(text: &str) -> Option<usize> {
-    let text = text.trim().trim_end_matches(['b', 'B', 'i']);
-    let (digits, unit) = match text.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
-        _ => (text, ' '),
-    };
-    let shift = match unit {
-        ' ' => 0,
-        'K' => 10,
-        'M' => 20,
-        'G' => 30,
-        _ => return None,
-    };
-    digits.trim().parse::<usize>().ok().map(|n| n << shift)
-}
-
-/// A session with the settings every stedi query runs with: identifiers as written,
-/// one partition per core, and a memory pool beyond which sorts and aggregations spill.
-pub fn session() -> SessionContext {
-    // `DATAFUSION_*` variables tune the engine (e.g. `DATAFUSION_OPTIMIZER_PREFER_HASH_JOIN`).
-    let config = SessionConfig::from_env().unwrap_or_else(|e| {
-        tracing::warn!("ignoring the DATAFUSION_* settings: {e}");
-        SessionConfig::new()
-    });
-    let mut config = config
-        .with_information_schema(true)
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    // Column names are case-sensitive as in the feeds (`serialNumber`), without quotes.
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    // A sort sets this much aside to merge what it spilled; with several sorts sharing a
-    // small pool, the default (10 MiB each) alone can exhaust it.
-    if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
-        let execution = &mut config.options_mut().execution;
-        execution.sort_spill_reservation_bytes = execution
-            .sort_spill_reservation_bytes
-            .min(memory_limit() / 32);
-    }
-    // A partial aggregation pays for itself when it shrinks what is repartitioned; on one
-    // machine, grouping readings by instant (nearly one group per three rows) it only
-    // doubles the work. Skip it unless it shrinks the rows tenfold.
-    if std::env::var_os("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD")
-        .is_none()
-    {
-        config
-            .options_mut()
-            .execution
-            .skip_partial_aggregation_probe_ratio_threshold = 0.1;
-    }
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit())))
-        .build_arc();
-    match runtime {
-        Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
-        Err(e) => {
-            tracing::warn!("cannot set up the memory pool ({e}); running without a limit");
-            SessionContext::new_with_config(config)
-        }
-    }
-}
-
-/// A new session with `base`'s settings, memory pool and SQL functions but none of its
-/// tables: where a model runs over its inputs registered differently (restricted to a
-/// few customers, to a slice of time) or where parts of it are computed ahead.
-fn session_like(base: &SessionContext) -> SessionContext {
-    let ctx = SessionContext::new_with_config_rt(base.copied_config(), base.runtime_env());
-    for function in base.state().scalar_functions().values() {
-        ctx.register_udf(function.as_ref().clone());
-    }
-    ctx
-}
-
 /// Brings every trusted and curated table up to date with the landing tables.
 ///
 /// Each model is, in dependency order, left alone when nothing it depends on changed,
@@ -195,7 +98,7 @@ pub async fn build(
     options: BuildOptions,
     progress: &Progress,
 ) -> Result<Vec<ModelReport>> {
-    let ctx = session();
+    let ctx = session::session();
     let base: Vec<&str> = Source::ALL.iter().map(|s| s.landing_table()).collect();
     let nodes = dag::order(models::MODELS, &base)?;
     // What a build starts from, read at the same time: the landing tables, each model's
@@ -214,7 +117,7 @@ pub async fn build(
         let id = node.model.table();
         Ok::<_, StediError>(match lakehouse.load_table(&id).await? {
             Some(table) => {
-                let record = delta::build_record(&table).await?;
+                let record = record::build_record(&table).await?;
                 Some((id.name, (table, record)))
             }
             None => None,
@@ -233,38 +136,21 @@ pub async fn build(
     let mut existing: HashMap<_, _> = loaded.into_iter().flatten().collect();
     let policy = match options.consent {
         Some(policy) => policy,
-        None => recorded_policy(existing.values().map(|(_, record)| record)).unwrap_or_default(),
+        None => {
+            record::recorded_policy(existing.values().map(|(_, record)| record)).unwrap_or_default()
+        }
     };
     functions::register(&ctx, policy, secret.clone());
 
-    let fingerprint = {
-        let mut h = Sha256::new();
-        for node in &nodes {
-            h.update(node.model.name.as_bytes());
-            h.update(node.model.sql.as_bytes());
-        }
-        h.update(policy.name().as_bytes());
-        h.update(Sha256::digest(&secret));
-        hex::encode(h.finalize())
-    };
-    let metadata = HashMap::from([
-        (
-            FINGERPRINT_KEY.to_string(),
-            serde_json::Value::from(fingerprint.clone()),
-        ),
-        (WATERMARK_KEY.to_string(), current.to_json()),
-        (
-            CONSENT_KEY.to_string(),
-            serde_json::Value::from(policy.name()),
-        ),
-    ]);
+    let fingerprint = record::fingerprint(&nodes, policy, &secret);
+    let metadata = record::metadata(&fingerprint, &current, policy);
 
     // Affected keys by watermark: tables built together share one computation.
     let mut affected_since: Vec<(Watermark, Affected)> = Vec::new();
     let mut reports = Vec::new();
     for node in &nodes {
         let id = node.model.table();
-        let grain = incremental::Grain::declared_in(node.model.sql);
+        let grain = node.model.header()?.incremental;
         let (table, record) = existing.remove(&id.name).unzip();
         let built_from = match (record, options.full, grain) {
             (Some(record), false, Some(grain))
@@ -366,18 +252,6 @@ pub async fn build(
     Ok(reports)
 }
 
-/// The consent policy the tables were last built with, if any.
-fn recorded_policy<'a>(
-    records: impl Iterator<Item = &'a HashMap<String, serde_json::Value>>,
-) -> Option<ConsentPolicy> {
-    let name = records
-        .filter_map(|record| record.get(CONSENT_KEY)?.as_str())
-        .next()?;
-    [ConsentPolicy::AnyTime, ConsentPolicy::SinceConsent]
-        .into_iter()
-        .find(|p| p.name() == name)
-}
-
 /// Rebuilds one model from all its inputs and publishes it in one commit.
 async fn rebuild(
     ctx: &SessionContext,
@@ -395,61 +269,9 @@ async fn rebuild(
         None => lakehouse.table_handle(&id).await?,
     };
     let started = std::time::Instant::now();
-    let inputs: Vec<String> = node.reads.iter().cloned().collect();
-    // The inputs a slice of time restricts: only a per-reading model is sliced.
-    let timed = match incremental::Grain::declared_in(node.model.sql) {
-        Some(incremental::Grain::Reading) => incremental::timed_inputs(ctx, &inputs).await?,
-        _ => Default::default(),
-    };
-    let slices = match incremental::largest_input(ctx, &timed)
-        .await?
-        .div_ceil(rows_per_slice())
-    {
-        n if n > 1 => incremental::span_of(ctx, &timed)
-            .await?
-            .map(|span| (span, n)),
-        _ => None,
-    };
-    let files = match slices {
-        Some(((lo, hi), n)) if n > 1 => {
-            // Too large to join in memory at once: one slice of time after another. What
-            // is the same in every slice is computed once, before them.
-            let hoisted = invariant::hoist(ctx, node.model.sql, &timed).await?;
-            tracing::debug!(model = %id.name, hoisted_ms = started.elapsed().as_millis() as u64, "hoisted");
-            // `n` slices cover the instants `lo..=hi`, the last one possibly shorter.
-            let width = (hi - lo) / n as i64 + 1;
-            let mut parts = Vec::new();
-            let mut schema = None;
-            let mut from = lo;
-            let mut i = 0;
-            while from <= hi {
-                i += 1;
-                let until = (from + width).min(hi + 1);
-                stage.message(format!("slice {i} of {n}"));
-                let sliced = std::time::Instant::now();
-                let slice = incremental::time_slice_session(ctx, &inputs, from, until).await?;
-                let serials = incremental::serials_in_slice(&slice, &timed).await?;
-                hoisted.register_in(&slice, serials.as_ref())?;
-                let prepared_ms = sliced.elapsed().as_millis() as u64;
-                let part = run_model(&slice, &hoisted.sql, &handle, &id).await?;
-                tracing::debug!(
-                    model = %id.name,
-                    slice = i,
-                    prepared_ms,
-                    built_ms = sliced.elapsed().as_millis() as u64,
-                    "slice built"
-                );
-                schema = Some(part.schema.clone());
-                parts.push(part.adds);
-                from = until;
-            }
-            tracing::info!(model = %id.name, slices = i, "built in slices of time");
-            match schema {
-                Some(schema) => StagedFiles::merge(schema, parts),
-                None => run_model(ctx, node.model.sql, &handle, &id).await?,
-            }
-        }
-        _ => run_model(ctx, node.model.sql, &handle, &id).await?,
+    let files = match sliced::build(ctx, node, &handle, &stage).await? {
+        Some(files) => files,
+        None => run_model(ctx, node.model.sql, &handle, &id).await?,
     };
     let rows = files.rows();
     tracing::info!(
@@ -531,18 +353,4 @@ fn register_staged(
 ) -> Result<()> {
     let paths: Vec<String> = files.adds.iter().map(|add| add.path.clone()).collect();
     delta::register_paths(ctx, lakehouse, id, &paths, files.schema.clone())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn memory_sizes_read_like_people_write_them() {
-        assert_eq!(parse_size("1024"), Some(1024));
-        assert_eq!(parse_size("512M"), Some(512 << 20));
-        assert_eq!(parse_size("2GiB"), Some(2 << 30));
-        assert_eq!(parse_size("3g"), Some(3 << 30));
-        assert_eq!(parse_size("lots"), None);
-    }
 }

@@ -21,7 +21,7 @@ use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::SessionContext;
 
-use super::memory_limit;
+use crate::session::memory_limit;
 
 /// How many times more rows the streamed side of a join must be estimated to have than
 /// the side held in memory for that side to be held once for all cores.
@@ -123,7 +123,7 @@ mod tests {
     use datafusion::physical_plan::{ExecutionPlan, displayable};
 
     use super::model_planner;
-    use crate::transform::session;
+    use crate::session::session;
 
     /// A table of one column `column` holding `rows` numbers.
     fn numbers(column: &str, rows: i64) -> Arc<MemTable> {

@@ -30,12 +30,17 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
-use super::incremental::Grain;
 use crate::error::{Result, StediError};
+use crate::models::Grain;
 
 /// Above this many bytes, a table's rows of the affected customers are not kept in
 /// memory: each query reads them from the table instead.
 const MAX_SLICE_BYTES: usize = 256 << 20;
+
+/// Above this many keys, a restriction joins with an in-memory table of them instead of
+/// naming them in the query: a long `IN` list costs more to plan than the join costs to
+/// run, and that many customers touch most row groups anyway.
+pub(super) const MAX_LISTED_KEYS: usize = 10_000;
 
 /// Data files read at once when looking for a few customers.
 const FILES_AT_ONCE: usize = 4;
@@ -131,7 +136,7 @@ async fn read_files(
     keys: &[String],
 ) -> Result<Option<Vec<RecordBatch>>> {
     // Very many customers touch most row groups: probing their filters gains nothing.
-    if keys.len() > super::incremental::MAX_LISTED_KEYS {
+    if keys.len() > MAX_LISTED_KEYS {
         return Ok(None);
     }
     let keys: Arc<Keys> = Arc::new(keys.iter().cloned().collect());

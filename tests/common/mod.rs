@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
-use stedi::ingest::feed::Source;
+use stedi::feed::Source;
 use stedi::lakehouse::Lakehouse;
+use stedi::models::ConsentPolicy;
 use stedi::progress::Progress;
-use stedi::transform::ConsentPolicy;
 
 /// A lakehouse in a temporary folder, removed when dropped.
 pub struct Scratch {
@@ -72,7 +72,7 @@ impl Scratch {
 
     /// Runs a read-only query the way `stedi sql` does and returns the batches.
     pub async fn query(&self, sql: &str) -> Vec<RecordBatch> {
-        let ctx = stedi::serve::query::context(&self.lakehouse).await.unwrap();
+        let ctx = stedi::session::context(&self.lakehouse).await.unwrap();
         ctx.sql(sql).await.unwrap().collect().await.unwrap()
     }
 

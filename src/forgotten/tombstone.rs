@@ -26,7 +26,7 @@ pub fn schema() -> SchemaRef {
 
 /// The keyed hash of an address: HMAC-SHA-256 of the trimmed, lower-cased address.
 pub fn address_hash(secret: &[u8], address: &str) -> String {
-    crate::transform::functions::customer_key(secret, address)
+    crate::feed::customer_key(secret, address)
 }
 
 /// The tombstone secret, or `None` when no erasure ever created it.

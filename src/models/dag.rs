@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::execution::session_state::SessionStateBuilder;
 
-use super::models::EmbeddedModel;
+use super::EmbeddedModel;
 use crate::error::{Result, StediError};
 
 /// A model with the tables it reads.
@@ -133,7 +133,7 @@ mod tests {
             "accelerometer_landing",
             "step_trainer_landing",
         ];
-        let order = order(super::super::models::MODELS, &base).unwrap();
+        let order = order(super::super::MODELS, &base).unwrap();
         let pos = |n: &str| order.iter().position(|m| m.model.name == n).unwrap();
         assert!(pos("customer_trusted") < pos("accelerometer_trusted"));
         assert!(pos("customers_curated") < pos("step_trainer_trusted"));

@@ -1,12 +1,16 @@
-//! The three raw feeds: their names, their fields and the typed schema of their landing tables.
+//! The three raw feeds: their names, their fields and the typed schema of their landing
+//! tables; and who a customer is: the [`customer_id`] an address names, and the
+//! pseudonymous [`customer_key`] that stands for it in curated tables.
 //!
-//! This is the one declaration of what a valid record is; the decoder and the landing
-//! tables both read it.
+//! This is the one declaration of what a valid record is and of how customers are
+//! compared; the decoder, the landing tables, the models and the erasure all read it.
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// A source feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -109,6 +113,16 @@ pub fn customer_id(email: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Computes the pseudonymous key of an e-mail address: HMAC-SHA-256 of its
+/// [`customer_id`] under the lakehouse secret, as 64 hex digits.
+pub fn customer_key(secret: &[u8], email: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(customer_id(email).as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Whether an address is already in its [`customer_id`] form (the common case, checked
 /// without allocating).
 pub fn is_customer_id(email: &str) -> bool {
@@ -195,5 +209,38 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_is_an_address_without_padding_spaces_in_lower_case() {
+        assert_eq!(customer_id(" Ann.Lee@Test.COM  "), "ann.lee@test.com");
+        assert_eq!(customer_id("ann@x.com"), "ann@x.com");
+        assert_eq!(
+            customer_id("\tann@x.com"),
+            "\tann@x.com",
+            "only spaces, as SQL trim"
+        );
+        assert_eq!(customer_id("ann @x.com"), "ann @x.com", "inner spaces stay");
+        assert_eq!(customer_id("ÉLODIE@X.COM"), "élodie@x.com");
+    }
+
+    #[test]
+    fn the_key_ignores_case_and_padding_but_not_the_secret() {
+        let k = customer_key(b"secret", "Ann.Lee@Test.com");
+        assert_eq!(k, customer_key(b"secret", "  ann.lee@test.com "));
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, customer_key(b"other", "ann.lee@test.com"));
+    }
+
+    #[test]
+    fn the_key_is_not_a_plain_hash_of_the_address() {
+        use sha2::Digest;
+        let plain = hex::encode(Sha256::digest(b"ann.lee@test.com"));
+        assert_ne!(customer_key(b"secret", "ann.lee@test.com"), plain);
     }
 }

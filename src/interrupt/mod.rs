@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
-use super::stall;
+mod stall;
 use crate::error::{Result, StediError};
 
 /// Why a command is being stopped.

@@ -8,7 +8,6 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::scan::ScanResult;
 use crate::error::Result;
 use crate::lakehouse::{Lakehouse, layout};
 
@@ -116,4 +115,18 @@ pub fn new_id(kind: &str) -> String {
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{now}-{kind}-{}", &random[..8])
+}
+
+/// What a storage scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanResult {
+    /// Objects read.
+    pub objects: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Parquet files whose string columns were decoded and searched value by value.
+    pub parquet_files: u64,
+    /// Where the address was found (object paths, with the column for a Parquet value),
+    /// or which objects could not be read. Empty is the proof.
+    pub matches: Vec<String>,
 }
