@@ -652,3 +652,55 @@ async fn an_address_inside_another_is_erased_alone_and_a_miss_keeps_every_versio
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One normalization of addresses: a record whose address is padded with a tab (or a
+/// line break) is the same person's to the models, to `stedi forget` and to the
+/// tombstone that refuses their records landed later.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_padded_with_a_tab_is_the_same_person_everywhere() {
+    use common::{customer, reading};
+    let s = Scratch::new().await;
+    let padded = customer("\tAnn@X.com", "S-1", 10, Some(1));
+    s.land_lines(
+        Source::Customer,
+        "c.json",
+        &[&padded, &customer("bob@x.com", "S-2", 10, Some(1))],
+    )
+    .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "a.json",
+        &[&reading("ann@x.com\r\n", 100), &reading("bob@x.com", 100)],
+    )
+    .await;
+    s.land_lines(Source::StepTrainer, "s.json", &[]).await;
+    s.run(ConsentPolicy::AnyTime).await;
+    // The models see one customer Ann, whose phone reading is hers.
+    assert_eq!(s.count("customers_curated").await, 2);
+    assert_eq!(s.count("accelerometer_trusted").await, 2);
+
+    let receipt = erase::forget(&s.lakehouse, "ann@x.com", &Progress::hidden())
+        .await
+        .unwrap();
+    assert!(receipt.verified(), "{:?}", receipt.scan);
+    assert_eq!(receipt.lines_removed(), 2);
+    assert_eq!(s.count("customer_landing").await, 1);
+    assert_eq!(s.count("accelerometer_landing").await, 1);
+
+    // Landed again with other padding: refused at ingest as erased.
+    s.land_lines(
+        Source::Customer,
+        "c2.json",
+        &[&customer(" ANN@x.com\t", "S-1", 20, Some(1))],
+    )
+    .await;
+    s.land_lines(Source::Accelerometer, "a2.json", &[&reading("\tann@X.COM", 200)])
+        .await;
+    s.run(ConsentPolicy::AnyTime).await;
+    assert_eq!(
+        s.rows("SELECT source, reason FROM quarantine ORDER BY source")
+            .await,
+        ["accelerometer|erased", "customer|erased"]
+    );
+    assert_eq!(s.count("customers_curated").await, 1);
+}

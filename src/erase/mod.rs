@@ -44,7 +44,7 @@ const ATTRIBUTION_MODEL: &str = "step_trainer_trusted";
 /// lower-cased. Anything that is not plausibly one e-mail address is refused, because a
 /// short text would match (and erase) unrelated quarantined lines.
 pub fn normalize_address(address: &str) -> Result<String> {
-    let normalized = address.trim().to_lowercase();
+    let normalized = crate::feed::customer_id(address).into_owned();
     let bad = |reason: &str| StediError::BadAddress {
         reason: reason.to_string(),
     };
@@ -390,7 +390,7 @@ async fn models_hold(lakehouse: &Lakehouse, needle: &Needle, address: &str) -> R
         let mut tests = Vec::new();
         for column in ["email", "user"] {
             if schema.has_column_with_unqualified_name(column) {
-                tests.push(format!("lower(trim(\"{column}\")) = '{quoted}'"));
+                tests.push(format!("customer_id(\"{column}\") = '{quoted}'"));
             }
         }
         if schema.has_column_with_unqualified_name("customer_key") {

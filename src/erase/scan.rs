@@ -23,8 +23,8 @@ pub use crate::forgotten::receipt::ScanResult;
 /// Bytes read at a time from an object that is not Parquet.
 const READ_CHUNK: u64 = 16 * 1024 * 1024;
 
-/// A text searched for case-insensitively: an e-mail address, normalized (trimmed and
-/// lower-cased).
+/// A text searched for case-insensitively: an e-mail address, normalized as
+/// [`customer_id`](crate::feed::customer_id) normalizes it.
 ///
 /// The address is found only as a whole: an occurrence counts when the bytes on both
 /// sides cannot continue an address. `lee@test.com` is not found inside
@@ -78,7 +78,7 @@ fn ends_here(hay: &[u8], end: usize, edge: bool) -> bool {
 impl Needle {
     /// A needle for `text`, which is trimmed and lower-cased here.
     pub fn new(text: &str) -> Self {
-        let lower = text.trim().to_lowercase();
+        let lower = crate::feed::customer_id(text).into_owned();
         Needle {
             ascii: lower.is_ascii(),
             lower,
@@ -139,14 +139,10 @@ impl Needle {
         })
     }
 
-    /// Whether the string `value`, trimmed and lower-cased, *is* the needle.
+    /// Whether the string `value` names the needle's customer: its
+    /// [`customer_id`](crate::feed::customer_id) is the needle.
     pub fn is_exactly(&self, value: &str) -> bool {
-        let value = value.trim();
-        if value.is_ascii() {
-            value.eq_ignore_ascii_case(&self.lower)
-        } else {
-            value.to_lowercase() == self.lower
-        }
+        crate::feed::customer_id(value) == self.lower
     }
 }
 
