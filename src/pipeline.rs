@@ -16,8 +16,20 @@ pub struct RunReport {
     pub models: Vec<ModelReport>,
 }
 
-/// Runs the pipeline once.
+/// Runs the pipeline once, holding the lakehouse's writer lease (a second command that
+/// would change the lakehouse meanwhile stops, saying this one holds it).
 pub async fn run(
+    lakehouse: &Lakehouse,
+    options: BuildOptions,
+    progress: &Progress,
+) -> Result<RunReport> {
+    let lease = lakehouse.lease("stedi run").await?;
+    let result = run_holding(lakehouse, options, progress).await;
+    lease.release().await;
+    result
+}
+
+async fn run_holding(
     lakehouse: &Lakehouse,
     options: BuildOptions,
     progress: &Progress,
@@ -37,6 +49,12 @@ pub async fn run(
 /// Replaces the customer-key secret and re-keys the curated tables in the same run
 /// (every model is rebuilt, because each table records the secret it was built with).
 pub async fn rotate_key(lakehouse: &Lakehouse, progress: &Progress) -> Result<Vec<ModelReport>> {
-    lakehouse.rotate_customer_key_secret().await?;
-    transform::build(lakehouse, BuildOptions::default(), progress).await
+    let lease = lakehouse.lease("stedi rotate-key").await?;
+    let result = async {
+        lakehouse.rotate_customer_key_secret().await?;
+        transform::build(lakehouse, BuildOptions::default(), progress).await
+    }
+    .await;
+    lease.release().await;
+    result
 }

@@ -74,6 +74,23 @@ pub fn normalize_address(address: &str) -> Result<String> {
 /// the vacuum deletes every file the tables do not use.
 pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -> Result<Receipt> {
     let normalized = normalize_address(address)?;
+    let lease = lakehouse.lease("stedi forget").await?;
+    let result = forget_holding(lakehouse, &normalized, progress, &lease).await;
+    lease.release().await;
+    result
+}
+
+/// How long the lease must still hold before a vacuum: a vacuum deletes every file no
+/// table uses, so it must never overlap another writer.
+const VACUUM_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn forget_holding(
+    lakehouse: &Lakehouse,
+    normalized: &str,
+    progress: &Progress,
+    lease: &crate::lakehouse::lease::Lease,
+) -> Result<Receipt> {
+    let normalized = normalized.to_string();
     let needle = Needle::new(&normalized);
     let stage = progress.step("forget");
 
@@ -121,7 +138,10 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
         let vacuumed =
             removed.rows > 0 || tables::old_files_hold(&table, &id.name, &*matcher).await?;
         let files_vacuumed = match vacuumed {
-            true => tables::vacuum(lakehouse, &id).await?,
+            true => {
+                lease.check(VACUUM_MARGIN)?;
+                tables::vacuum(lakehouse, &id).await?
+            }
             false => 0,
         };
         changes.push(TableChange {
@@ -174,7 +194,10 @@ pub async fn forget(lakehouse: &Lakehouse, address: &str, progress: &Progress) -
             .map(|r| r.version);
         let vacuumed = tables::old_files_hold(&table, &id.name, &*theirs).await?;
         let files_vacuumed = match vacuumed {
-            true => tables::vacuum(lakehouse, id).await?,
+            true => {
+                lease.check(VACUUM_MARGIN)?;
+                tables::vacuum(lakehouse, id).await?
+            }
             false => 0,
         };
         changes.push(TableChange {

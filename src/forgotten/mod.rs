@@ -32,7 +32,8 @@ pub async fn remove_refused_lines(
         tombstone::read_secret(lakehouse)
             .await?
             .ok_or_else(|| StediError::MissingSecret {
-                path: layout::tombstone_secret().to_string(),
+                path: lakehouse.secret_location(layout::TOMBSTONE_SECRET),
+                tables_exist: false,
             })?;
     let mut receipt = Receipt {
         erasure: receipt::new_id(&format!("ingest-{}-{batch}", source.name())),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::delta;
 use crate::error::{Result, StediError};
@@ -31,54 +30,14 @@ pub fn address_hash(secret: &[u8], address: &str) -> String {
 
 /// The tombstone secret, or `None` when no erasure ever created it.
 pub async fn read_secret(lakehouse: &Lakehouse) -> Result<Option<Vec<u8>>> {
-    let path = layout::tombstone_secret();
-    match lakehouse.store().get(&path).await {
-        Ok(got) => {
-            let text = got.bytes().await?;
-            hex::decode(String::from_utf8_lossy(&text).trim())
-                .map(Some)
-                .map_err(|e| StediError::BadLocation {
-                    location: lakehouse.location().to_string(),
-                    reason: format!("`{path}` is not a hex secret: {e}"),
-                })
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    lakehouse.read_secret(layout::TOMBSTONE_SECRET).await
 }
 
 /// The tombstone secret, created on first use (by the first erasure).
 pub async fn secret(lakehouse: &Lakehouse) -> Result<Vec<u8>> {
-    if let Some(secret) = read_secret(lakehouse).await? {
-        return Ok(secret);
-    }
-    let mut secret = Vec::with_capacity(32);
-    secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    secret.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let create = object_store::PutOptions {
-        mode: object_store::PutMode::Create,
-        ..Default::default()
-    };
-    let path = layout::tombstone_secret();
-    match lakehouse
-        .store()
-        .put_opts(&path, PutPayload::from(hex::encode(&secret)), create)
+    lakehouse
+        .create_secret(layout::TOMBSTONE_SECRET, "tombstone")
         .await
-    {
-        Ok(_) => Ok(secret),
-        // Another process created it first: use theirs.
-        Err(object_store::Error::AlreadyExists { .. }) => {
-            read_secret(lakehouse)
-                .await?
-                .ok_or_else(|| StediError::MissingSecret {
-                    path: path.to_string(),
-                })
-        }
-        Err(e) => Err(StediError::Unwritable {
-            path: format!("{}{}", lakehouse.url(), path),
-            reason: e.to_string(),
-        }),
-    }
 }
 
 /// Every tombstone with the secret that keys them.
@@ -99,7 +58,8 @@ impl Tombstones {
         let secret = read_secret(lakehouse)
             .await?
             .ok_or_else(|| StediError::MissingSecret {
-                path: layout::tombstone_secret().to_string(),
+                path: lakehouse.secret_location(layout::TOMBSTONE_SECRET),
+                tables_exist: false,
             })?;
         Ok(Some(Tombstones { secret, hashes }))
     }

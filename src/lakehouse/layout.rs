@@ -106,10 +106,9 @@ pub fn marker() -> Path {
     Path::from("_stedi/lakehouse.json")
 }
 
-/// The secret that keys pseudonymous customer keys. It lives outside every table.
-pub fn customer_key_secret() -> Path {
-    Path::from("_stedi/customer_key.secret")
-}
+/// The name of the secret that keys pseudonymous customer keys. It lives outside every
+/// table (see `lakehouse::secrets` for where).
+pub const CUSTOMER_KEY_SECRET: &str = "customer_key.secret";
 
 /// Columns that hold personal data: an e-mail address, a name, a phone number, a birthday,
 /// or (in `quarantine`) a raw landed line and a message quoting it.
@@ -144,11 +143,10 @@ pub fn tombstones() -> TableId {
     TableId::new(Zone::System, "tombstones")
 }
 
-/// The secret that keys the tombstone hashes. Unlike the customer-key secret it is never
-/// rotated: a tombstone must keep matching its address for as long as the lakehouse lives.
-pub fn tombstone_secret() -> Path {
-    Path::from("_stedi/tombstone.secret")
-}
+/// The name of the secret that keys the tombstone hashes. Unlike the customer-key secret
+/// it is never rotated: a tombstone must keep matching its address for as long as the
+/// lakehouse lives.
+pub const TOMBSTONE_SECRET: &str = "tombstone.secret";
 
 /// The folder of erasure receipts, one JSON file per `stedi forget`.
 pub fn erasures_folder() -> Path {

@@ -1,16 +1,22 @@
 //! The lakehouse: a location (local folder or object store) holding zones of tables.
 //!
 //! Every command starts by opening one. Reading commands require it to exist; `land`
-//! and `demo` create it.
+//! and `demo` create it. What differs between a local folder and a bucket (the store,
+//! where secrets are kept, how storage errors read) is decided here and in [`store`]; the
+//! pipeline above sees one `ObjectStore`.
 
 pub mod layout;
+pub mod lease;
+pub mod requests;
+mod s3;
+pub mod secrets;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
@@ -18,66 +24,109 @@ use url::Url;
 use crate::error::{Result, StediError};
 use crate::feed::Source;
 use layout::TableId;
+use requests::{RequestCounts, Requests};
+use secrets::Secrets;
+pub use store::Kind;
 
 /// An opened lakehouse: where it is and how to reach its storage.
 #[derive(Clone)]
 pub struct Lakehouse {
     location: String,
     url: Url,
+    /// The file system or the bucket: what Delta tables are opened on.
+    root: Arc<dyn ObjectStore>,
+    /// Rooted at the lakehouse.
     store: Arc<dyn ObjectStore>,
+    kind: Kind,
+    requests: Arc<Requests>,
+    secrets: Secrets,
     options: HashMap<String, String>,
     /// Tables loaded by this process, by folder. Loading one again reads only the commits
     /// made since: a command loads the same table several times (before, during and after
     /// its work), and replaying its whole log each time was most of a quiet run's time.
     loaded: Arc<Mutex<HashMap<String, DeltaTable>>>,
+    /// Things the user should know that are not errors (a secret was created, and where),
+    /// for the command to print as notes.
+    notices: Arc<Mutex<Vec<String>>>,
 }
-
-static REGISTER_HANDLERS: Once = Once::new();
 
 impl Lakehouse {
     /// Opens an existing lakehouse; a location without one is a user mistake with a hint.
     pub async fn open(location: &str) -> Result<Self> {
-        let lakehouse = Self::at(location)?;
+        let lakehouse = Self::at(location).await?;
         match lakehouse.store.head(&layout::marker()).await {
             Ok(_) => Ok(lakehouse),
-            Err(object_store::Error::NotFound { .. }) => Err(StediError::NoLakehouse {
-                location: location.to_string(),
-            }),
-            Err(e) => Err(StediError::BadLocation {
-                location: location.to_string(),
-                reason: e.to_string(),
-            }),
+            Err(object_store::Error::NotFound { .. }) => {
+                // A HEAD cannot tell a missing bucket from a missing object; a listing can.
+                if let Err(e) = lakehouse.store.list_with_delimiter(None).await {
+                    return Err(lakehouse.unusable(&e));
+                }
+                Err(StediError::NoLakehouse {
+                    location: location.to_string(),
+                })
+            }
+            Err(e) => Err(lakehouse.unusable(&e)),
         }
     }
 
     /// Opens a lakehouse, creating it (its marker file) when the location holds none.
     pub async fn create(location: &str) -> Result<Self> {
-        let lakehouse = Self::at(location)?;
-        if lakehouse.store.head(&layout::marker()).await.is_err() {
-            let marker = serde_json::json!({
-                "format": 1,
-                "created": chrono::Utc::now().to_rfc3339(),
-                "by": format!("stedi {}", env!("CARGO_PKG_VERSION")),
-            });
-            lakehouse
-                .put(&layout::marker(), Bytes::from(marker.to_string()))
-                .await?;
+        let lakehouse = Self::at(location).await?;
+        match lakehouse.store.head(&layout::marker()).await {
+            Ok(_) => {}
+            Err(e) => {
+                if !matches!(e, object_store::Error::NotFound { .. })
+                    && crate::error::explain_storage(&crate::error::error_chain(&e)).is_some()
+                {
+                    return Err(lakehouse.unusable(&e));
+                }
+                let marker = serde_json::json!({
+                    "format": 1,
+                    "created": chrono::Utc::now().to_rfc3339(),
+                    "by": format!("stedi {}", env!("CARGO_PKG_VERSION")),
+                });
+                lakehouse
+                    .put(&layout::marker(), Bytes::from(marker.to_string()))
+                    .await?;
+            }
         }
         Ok(lakehouse)
     }
 
-    fn at(location: &str) -> Result<Self> {
-        REGISTER_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    async fn at(location: &str) -> Result<Self> {
         let url = store::location_url(location)?;
         let options = store::storage_options(&url);
-        let store = store::open_store(&url, &options)?;
+        let storage = store::open(&url, &options).await?;
+        let secrets = Secrets::for_lakehouse(&url, &storage.kind, &storage.store)?;
         Ok(Lakehouse {
             location: location.to_string(),
             url,
-            store,
+            root: storage.root,
+            store: storage.store,
+            kind: storage.kind,
+            requests: storage.requests,
+            secrets,
             options,
             loaded: Arc::default(),
+            notices: Arc::default(),
         })
+    }
+
+    /// The error for storage that cannot be used at all (no bucket, refused credentials,
+    /// no network), in words a user can act on.
+    fn unusable(&self, e: &object_store::Error) -> StediError {
+        let text = crate::error::error_chain(e);
+        match crate::error::explain_storage(&text) {
+            Some((reason, hint)) => StediError::StorageUnusable {
+                location: self.location.clone(),
+                reason: reason.to_string(),
+                hint,
+            },
+            None => StediError::BadLocation {
+                location: self.location.clone(),
+                reason: text,
+            },
+        }
     }
 
     /// The location as the user gave it, for messages.
@@ -95,9 +144,32 @@ impl Lakehouse {
         &self.store
     }
 
+    /// What kind of storage the lakehouse is on.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The requests sent to storage so far by this process (counted on S3; zero on a
+    /// local folder, which sends none).
+    pub fn requests(&self) -> RequestCounts {
+        self.requests.counts()
+    }
+
     /// Storage options (credentials, endpoint) that Delta needs for every table.
     pub fn storage_options(&self) -> &HashMap<String, String> {
         &self.options
+    }
+
+    /// Notes for the user gathered so far (a secret was created, where to back it up),
+    /// each returned once.
+    pub fn take_notices(&self) -> Vec<String> {
+        let mut notices = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *notices)
+    }
+
+    fn notice(&self, text: String) {
+        let mut notices = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        notices.push(text);
     }
 
     /// The URL of a table's folder.
@@ -106,6 +178,15 @@ impl Lakehouse {
         self.url
             .join(&table.folder())
             .unwrap_or_else(|_| self.url.clone())
+    }
+
+    /// A builder for the table at `url` on this lakehouse's own store, so that every
+    /// request of Delta goes through the same store (its credentials, its retries, its
+    /// request counts) instead of one built per table.
+    fn delta_builder(&self, url: Url) -> Result<DeltaTableBuilder, DeltaTableError> {
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_backend(self.root.clone(), url)
+            .with_storage_options(self.options.clone()))
     }
 
     /// Loads the latest version of a table, or `None` when it was never written.
@@ -120,7 +201,10 @@ impl Lakehouse {
         let earlier = self.loaded_table(&folder);
         let loaded = match earlier {
             Some(mut earlier) => earlier.update_incremental(None).await.map(|()| earlier),
-            None => deltalake::open_table_with_storage_options(url, self.options.clone()).await,
+            None => match self.delta_builder(url) {
+                Ok(builder) => builder.load().await,
+                Err(e) => Err(e),
+            },
         };
         match loaded {
             Ok(t) => {
@@ -158,9 +242,12 @@ impl Lakehouse {
                 reason: e.to_string(),
             })?;
         }
-        deltalake::DeltaTable::try_from_url_with_storage_options(url, self.options.clone())
-            .await
-            .map_err(|e| StediError::delta(&table.name, e))
+        let err = |e| StediError::delta(&table.name, e);
+        let mut handle = self.delta_builder(url).and_then(|b| b.build()).map_err(err)?;
+        match handle.load().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(handle),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// Every raw file landed for a source, in name order.
@@ -181,11 +268,56 @@ impl Lakehouse {
         self.store
             .put(path, PutPayload::from_bytes(bytes))
             .await
-            .map_err(|e| StediError::Unwritable {
+            .map_err(|e| self.write_error(path, &e))?;
+        Ok(())
+    }
+
+    /// The error for a write that failed: the storage's problem in words when it is a
+    /// known one (no bucket, no permission), else what could not be written and why.
+    pub fn write_error(&self, path: &object_store::path::Path, e: &object_store::Error) -> StediError {
+        let text = crate::error::error_chain(e);
+        match crate::error::explain_storage(&text) {
+            Some((reason, hint)) => StediError::StorageUnusable {
+                location: format!("{}{}", self.url, path),
+                reason: reason.to_string(),
+                hint,
+            },
+            None => StediError::Unwritable {
                 path: format!("{}{}", self.url, path),
                 reason: e.to_string(),
-            })?;
-        Ok(())
+            },
+        }
+    }
+
+    /// Takes the writer lease for `command` (see [`lease`]): the second of two commands
+    /// that would change the lakehouse at once stops with [`StediError::Busy`].
+    pub async fn lease(&self, command: &str) -> Result<lease::Lease> {
+        lease::Lease::acquire(self.store.clone(), command).await
+    }
+
+    /// Where the secret `name` is kept (for messages): `_stedi/` of a local lakehouse,
+    /// outside the bucket for one on S3, or `STEDI_SECRETS` (see [`secrets`]).
+    pub fn secret_location(&self, name: &str) -> String {
+        self.secrets.location(name)
+    }
+
+    /// The secret `name`, or `None` when it was never created.
+    pub async fn read_secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.secrets.read(name).await
+    }
+
+    /// The secret `name`, created (random) when it does not exist yet; a secret created
+    /// here is announced in a notice saying where it is and to back it up.
+    pub async fn create_secret(&self, name: &str, what: &str) -> Result<Vec<u8>> {
+        let (secret, created) = self.secrets.create(name, &new_secret()).await?;
+        if created && self.secrets.outside_storage(&self.kind) {
+            self.notice(format!(
+                "created the {what} secret in `{}`, outside the lakehouse's storage; back it up (and copy it to every machine that runs stedi on this lakehouse, or point `{}` at a shared copy)",
+                self.secrets.location(name),
+                secrets::SECRETS_VARIABLE
+            ));
+        }
+        Ok(secret)
     }
 
     /// Replaces the customer-key secret with a new random one and returns it. Tables
@@ -194,48 +326,48 @@ impl Lakehouse {
     /// address any more.
     pub async fn rotate_customer_key_secret(&self) -> Result<Vec<u8>> {
         let secret = new_secret();
-        self.put(&layout::customer_key_secret(), hex::encode(&secret).into())
-            .await?;
+        self.set_customer_key_secret(&secret).await?;
         Ok(secret)
+    }
+
+    /// Puts a customer-key secret in place: one restored from a backup (or, in tests, the
+    /// secret of another lakehouse, so both hold the same keys).
+    pub async fn set_customer_key_secret(&self, secret: &[u8]) -> Result<()> {
+        self.secrets
+            .replace(layout::CUSTOMER_KEY_SECRET, secret)
+            .await
     }
 
     /// The secret that keys pseudonymous customer keys, created on first use.
     ///
-    /// It is kept in `_stedi/customer_key.secret`, outside every table: without it a
-    /// customer key cannot be recomputed from a list of e-mail addresses.
+    /// It is kept outside every table (see [`secrets`]): without it a customer key cannot
+    /// be recomputed from a list of e-mail addresses. When it is missing but curated tables
+    /// were already built (with the secret that went missing), this is an error: creating
+    /// a new one would silently give every customer new keys.
     pub async fn customer_key_secret(&self) -> Result<Vec<u8>> {
-        let path = layout::customer_key_secret();
-        match self.store.get(&path).await {
-            Ok(got) => {
-                let text = got.bytes().await?;
-                hex::decode(String::from_utf8_lossy(&text).trim()).map_err(|e| {
-                    StediError::BadLocation {
-                        location: self.location.clone(),
-                        reason: format!("`{path}` is not a hex secret: {e}"),
-                    }
-                })
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                let secret = new_secret();
-                let create = object_store::PutOptions {
-                    mode: object_store::PutMode::Create,
-                    ..Default::default()
-                };
-                match self
-                    .store
-                    .put_opts(&path, PutPayload::from(hex::encode(&secret)), create)
-                    .await
-                {
-                    Ok(_) => Ok(secret),
-                    // Another process created it first: use theirs.
-                    Err(object_store::Error::AlreadyExists { .. }) => {
-                        Box::pin(self.customer_key_secret()).await
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e.into()),
+        let name = layout::CUSTOMER_KEY_SECRET;
+        if let Some(secret) = self.secrets.read(name).await? {
+            return Ok(secret);
         }
+        if self.has_built_tables().await? {
+            return Err(StediError::MissingSecret {
+                path: self.secrets.location(name),
+                tables_exist: true,
+            });
+        }
+        self.create_secret(name, "customer-key").await
+    }
+
+    /// Whether any trusted or curated table was ever written.
+    async fn has_built_tables(&self) -> Result<bool> {
+        for zone in [layout::Zone::Trusted, layout::Zone::Curated] {
+            let prefix = object_store::path::Path::from(zone.folder());
+            let listed = self.store.list_with_delimiter(Some(&prefix)).await?;
+            if !listed.common_prefixes.is_empty() || !listed.objects.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -4,13 +4,16 @@
 //! `object_store`, so moving from a laptop to S3 is a change of `--lakehouse`, not of code.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
+use super::requests::Requests;
 use crate::error::{Result, StediError};
 
 /// Turns what the user typed (`./lakehouse`, `/data/lh`, `s3://bucket/lh`) into a URL
@@ -24,7 +27,7 @@ pub fn location_url(location: &str) -> Result<Url> {
         Ok(url) if url.scheme().len() > 1 => url,
         // No scheme (or a Windows drive letter): a local path.
         _ => {
-            let path = Path::new(location);
+            let path = std::path::Path::new(location);
             let absolute = if path.is_absolute() {
                 path.to_path_buf()
             } else {
@@ -49,7 +52,7 @@ pub fn location_url(location: &str) -> Result<Url> {
 
 /// Removes `.` and `..` components without touching the file system, so that a
 /// lakehouse that does not exist yet still gets a clean URL.
-fn normalize(path: &Path) -> std::path::PathBuf {
+fn normalize(path: &std::path::Path) -> std::path::PathBuf {
     use std::path::Component;
     let mut out = std::path::PathBuf::new();
     for component in path.components() {
@@ -77,20 +80,79 @@ pub fn storage_options(url: &Url) -> HashMap<String, String> {
     }
 }
 
-/// Opens the object store that holds the lakehouse, rooted at the lakehouse itself:
-/// paths handed to it are relative (`landing/customer/a.json`).
-pub fn open_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<dyn ObjectStore>> {
-    let (store, prefix) =
-        object_store::parse_url_opts(url, options.iter()).map_err(|e| StediError::BadLocation {
-            location: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    let store: Arc<dyn ObjectStore> = Arc::from(store);
-    if prefix.as_ref().is_empty() {
-        Ok(store)
+/// What kind of storage a lakehouse is on: it decides where secrets are kept by default
+/// (see `secrets`) and how storage errors are explained. The pipeline never asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A folder of the local file system.
+    Local(std::path::PathBuf),
+    /// An S3 (or S3-compatible) bucket.
+    S3 {
+        /// The bucket.
+        bucket: String,
+    },
+    /// In memory, for tests.
+    Memory,
+}
+
+/// The storage of a lakehouse.
+pub struct Storage {
+    /// The store Delta tables are opened on: the file system or the bucket, not rooted at
+    /// the lakehouse (delta-rs roots it at each table itself).
+    pub root: Arc<dyn ObjectStore>,
+    /// The same store rooted at the lakehouse: paths handed to it are relative
+    /// (`landing/customer/a.json`).
+    pub store: Arc<dyn ObjectStore>,
+    /// Every request sent to an HTTP store (S3), counted.
+    pub requests: Arc<Requests>,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// Opens the storage that holds the lakehouse at `url`.
+pub async fn open(url: &Url, options: &HashMap<String, String>) -> Result<Storage> {
+    let bad = |reason: String| StediError::BadLocation {
+        location: url.to_string(),
+        reason,
+    };
+    let requests = Arc::new(Requests::default());
+    let (root, prefix, kind): (Arc<dyn ObjectStore>, String, Kind) = match url.scheme() {
+        "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|()| bad("not a local path".into()))?;
+            (
+                Arc::new(LocalFileSystem::new()),
+                url.path().to_string(),
+                Kind::Local(path),
+            )
+        }
+        "memory" => (Arc::new(InMemory::new()), url.path().to_string(), Kind::Memory),
+        "s3" | "s3a" => {
+            let bucket = url
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| bad("an S3 location names its bucket: `s3://bucket/prefix`".into()))?
+                .to_string();
+            let store = super::s3::bucket_store(url, options, requests.clone())
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            (store, url.path().to_string(), Kind::S3 { bucket })
+        }
+        other => return Err(bad(format!("the `{other}://` scheme is not supported"))),
+    };
+    let prefix = Path::from_url_path(prefix.trim_matches('/')).map_err(|e| bad(e.to_string()))?;
+    let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+        root.clone()
     } else {
-        Ok(Arc::new(PrefixStore::new(store, prefix)))
-    }
+        Arc::new(PrefixStore::new(root.clone(), prefix))
+    };
+    Ok(Storage {
+        root,
+        store,
+        requests,
+        kind,
+    })
 }
 
 #[cfg(test)]

@@ -39,10 +39,7 @@ impl Scratch {
     pub async fn share_secret_of(&self, other: &Scratch) {
         let secret = other.lakehouse.customer_key_secret().await.unwrap();
         self.lakehouse
-            .put(
-                &stedi::lakehouse::layout::customer_key_secret(),
-                hex::encode(secret).into(),
-            )
+            .set_customer_key_secret(&secret)
             .await
             .unwrap();
     }
