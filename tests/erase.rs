@@ -234,7 +234,18 @@ async fn forgetting_a_customer_removes_them_from_every_zone_and_proves_it() {
     let scan = receipt.scan.clone().unwrap();
     assert!(receipt.verified(), "{:?}", scan.matches);
     let files = all_files(Path::new(&s.location()));
-    assert_eq!(scan.objects as usize, files.len());
+    // Every file was searched; the writer lease's entries may have changed since (the
+    // erasure gave its lease back after the search).
+    let leases = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("/_stedi/lease/"))
+        .count();
+    assert!(
+        (files.len() - leases..=files.len()).contains(&(scan.objects as usize)),
+        "{} objects searched, {} files, {leases} of them lease entries",
+        scan.objects,
+        files.len()
+    );
     assert!(scan.parquet_files > 0);
     let needle = Needle::new(&email);
     for file in &files {
@@ -694,8 +705,12 @@ async fn an_address_padded_with_a_tab_is_the_same_person_everywhere() {
         &[&customer(" ANN@x.com\t", "S-1", 20, Some(1))],
     )
     .await;
-    s.land_lines(Source::Accelerometer, "a2.json", &[&reading("\tann@X.COM", 200)])
-        .await;
+    s.land_lines(
+        Source::Accelerometer,
+        "a2.json",
+        &[&reading("\tann@X.COM", 200)],
+    )
+    .await;
     s.run(ConsentPolicy::AnyTime).await;
     assert_eq!(
         s.rows("SELECT source, reason FROM quarantine ORDER BY source")

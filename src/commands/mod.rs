@@ -74,7 +74,9 @@ async fn execute(cli: Cli, interrupt: &Interrupt) -> Result<()> {
                 interrupt,
                 pipeline::run(&lakehouse, options, &progress),
             )
-            .await?;
+            .await;
+            finish(&lakehouse, &note);
+            let report = report?;
             for (source, s) in &report.ingest.sources {
                 if s.files > 0 {
                     let quarantined: u64 = s.quarantined.values().sum();
@@ -118,21 +120,25 @@ async fn execute(cli: Cli, interrupt: &Interrupt) -> Result<()> {
                 interrupt,
                 pipeline::rotate_key(&lakehouse, &progress),
             )
-            .await?;
+            .await;
+            finish(&lakehouse, &note);
+            let models = models?;
             let rebuilt: Vec<&str> = models
                 .iter()
                 .filter(|m| m.written())
                 .map(|m| m.table.name.as_str())
                 .collect();
             note(&format!(
-                "new customer-key secret in place; rebuilt {}\n\nhint: back up `_stedi/customer_key.secret` again: the old copy no longer matches",
-                rebuilt.join(", ")
+                "new customer-key secret in place; rebuilt {}\n\nhint: back up `{}` again: the old copy no longer matches",
+                rebuilt.join(", "),
+                lakehouse.secret_location(crate::lakehouse::layout::CUSTOMER_KEY_SECRET)
             ));
             print_tables(&mut stdout, &list_tables(&lakehouse).await?)?;
         }
         Command::Sql { query, format } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
             serve::query::run(&lakehouse, &query, format, &mut stdout).await?;
+            finish(&lakehouse, &note);
         }
         Command::History { limit, format } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
@@ -175,19 +181,33 @@ async fn execute(cli: Cli, interrupt: &Interrupt) -> Result<()> {
         Command::Forget { email } => {
             let lakehouse = Lakehouse::open(&cli.lakehouse).await?;
             // The history names the command only: never the address being erased.
-            crate::history::record(
+            let forgotten = crate::history::record(
                 &lakehouse,
                 "forget",
                 interrupt,
                 forget::forget(&lakehouse, &email, &progress, &note, &mut stdout),
             )
-            .await?;
+            .await;
+            finish(&lakehouse, &note);
+            forgotten?;
         }
         Command::Demo { customers } => {
             demo::demo(&cli.lakehouse, customers, &progress, interrupt, &mut stdout).await?;
         }
     }
     Ok(())
+}
+
+/// After a command: the notes the lakehouse gathered (a secret was created, where to back
+/// it up), and what the command cost on storage (`STEDI_LOG=stedi=info`).
+fn finish(lakehouse: &Lakehouse, note: &dyn Fn(&str)) {
+    for notice in lakehouse.take_notices() {
+        note(&format!("note: {notice}"));
+    }
+    let requests = lakehouse.requests();
+    if requests.total() > 0 {
+        tracing::info!(target: "stedi::storage", "{requests}");
+    }
 }
 
 fn output(e: std::io::Error) -> StediError {
@@ -222,7 +242,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
-            if matches!(e, crate::error::StediError::Interrupted) {
+            if matches!(e.root(), crate::error::StediError::Interrupted) {
                 ExitCode::from(130)
             } else {
                 ExitCode::FAILURE
@@ -247,6 +267,11 @@ fn init_tracing() {
 /// Prints an error as `error: …`, its causes, and a `hint: …` after a blank line.
 pub fn report(e: &crate::error::StediError) {
     use std::error::Error as _;
+    let unrecorded = match e {
+        crate::error::StediError::Unrecorded { not_recorded, .. } => Some(not_recorded),
+        _ => None,
+    };
+    let e = e.root();
     eprintln!("error: {e}");
     let mut source = e.source();
     let mut last = e.to_string();
@@ -257,6 +282,9 @@ pub fn report(e: &crate::error::StediError) {
         }
         last = text;
         source = cause.source();
+    }
+    if let Some(not_recorded) = unrecorded {
+        eprintln!("  (nor could it be recorded in the run history: {not_recorded})");
     }
     if let Some(hint) = e.hint() {
         eprintln!("\nhint: {hint}");

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use hmac::{Hmac, Mac};
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::Sha256;
 use tokio::io::AsyncReadExt;
 
 use super::receipt::RawRewrite;
 use crate::error::{Result, StediError};
+use crate::lakehouse::store::PartsUpload;
 use crate::lakehouse::{Lakehouse, layout};
 
 /// Bytes read at a time.
@@ -118,36 +119,43 @@ pub async fn remove_lines(
     secret: &[u8],
 ) -> Result<RawRewrite> {
     let store = lakehouse.store();
-    let unwritable = |e: object_store::Error| StediError::Unwritable {
-        path: format!("{}{}", lakehouse.url(), meta.location),
-        reason: e.to_string(),
-    };
+    let unwritable = |e: object_store::Error| lakehouse.write_error(&meta.location, &e);
     let (mut before, mut after) = (digest(secret), digest(secret));
     let mut out = Vec::new();
-    let mut upload: Option<WriteMultipart> = None;
+    let mut upload: Option<PartsUpload> = None;
     let mut written = 0u64;
     let mut blocks = Blocks::new(store, meta);
     let mut next_line = 1;
-    while let Some(block) = blocks.next().await? {
-        before.update(&block);
-        let start = out.len();
-        next_line += keep_lines(&block, next_line, remove, &mut out);
-        after.update(&out[start..]);
-        if out.len() >= PART_SIZE {
-            if upload.is_none() {
-                let parts = store
-                    .put_multipart(&meta.location)
-                    .await
-                    .map_err(unwritable)?;
-                upload = Some(WriteMultipart::new_with_chunk_size(parts, PART_SIZE));
+    let rewritten = async {
+        while let Some(block) = blocks.next().await? {
+            before.update(&block);
+            let start = out.len();
+            next_line += keep_lines(&block, next_line, remove, &mut out);
+            after.update(&out[start..]);
+            if out.len() >= PART_SIZE {
+                if upload.is_none() {
+                    upload = Some(
+                        PartsUpload::start(store, &meta.location, PART_SIZE)
+                            .await
+                            .map_err(unwritable)?,
+                    );
+                }
+                if let Some(parts) = upload.as_mut() {
+                    parts.write(&out).await.map_err(unwritable)?;
+                }
+                written += out.len() as u64;
+                out.clear();
             }
-            if let Some(writer) = upload.as_mut() {
-                writer.wait_for_capacity(4).await.map_err(unwritable)?;
-                writer.write(&out);
-            }
-            written += out.len() as u64;
-            out.clear();
         }
+        Ok::<_, StediError>(())
+    }
+    .await;
+    if let Err(e) = rewritten {
+        // No parts are left behind; the landed file is as it was.
+        if let Some(parts) = upload {
+            parts.abort().await;
+        }
+        return Err(e);
     }
     written += out.len() as u64;
     match upload {
@@ -158,9 +166,15 @@ pub async fn remove_lines(
                 .await
                 .map_err(unwritable)?;
         }
-        Some(mut writer) => {
-            writer.write(&out);
-            writer.finish().await.map_err(unwritable)?;
+        Some(mut parts) => {
+            let last = parts.write(&out).await;
+            match last {
+                Ok(()) => parts.finish().await.map_err(unwritable)?,
+                Err(e) => {
+                    parts.abort().await;
+                    return Err(unwritable(e));
+                }
+            }
         }
     }
     Ok(RawRewrite {

@@ -52,10 +52,18 @@ impl Interrupt {
     /// Starts listening for Ctrl-C and watching for a stall. Must be called inside the
     /// Tokio runtime.
     pub fn listen() -> Interrupt {
+        // Registered here, before anything else runs: a Ctrl-C that came before the
+        // listening task first ran would otherwise end the process the default way.
+        let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
         Self::watching(
-            async {
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
+            async move {
+                match sigint {
+                    Some(mut sigint) => {
+                        if sigint.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
                 }
             },
             stall::stalled(),

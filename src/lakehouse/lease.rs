@@ -86,7 +86,7 @@ impl Entry {
             return false;
         }
         // A process of this machine that no longer runs holds nothing.
-        !(self.holder.host == host() && !process_alive(self.holder.pid))
+        self.holder.host != host() || process_alive(self.holder.pid)
     }
 }
 
@@ -261,7 +261,12 @@ impl Drop for Lease {
     }
 }
 
-async fn release(store: &Arc<dyn ObjectStore>, holder: &Holder, newest: &AtomicU64, lost: &AtomicBool) {
+async fn release(
+    store: &Arc<dyn ObjectStore>,
+    holder: &Holder,
+    newest: &AtomicU64,
+    lost: &AtomicBool,
+) {
     if lost.load(Ordering::SeqCst) {
         return;
     }
@@ -295,9 +300,9 @@ async fn write_entry(
         .await
     {
         Ok(_) => Ok(true),
-        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-            Ok(false)
-        }
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -410,17 +415,26 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            err.to_string().starts_with("another stedi run is writing this lakehouse (started "),
+            err.to_string()
+                .starts_with("another stedi run is writing this lakehouse (started "),
             "{err}"
         );
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         assert!(err.hint().unwrap().contains("lease runs out at"), "{err:?}");
         lease.check(Duration::from_secs(10)).unwrap();
         lease.release().await;
         let again = Lease::acquire(store.clone(), "stedi forget").await.unwrap();
         drop(again);
         // Dropped without release: given back all the same.
-        Lease::acquire(store, "stedi run").await.unwrap().release().await;
+        Lease::acquire(store, "stedi run")
+            .await
+            .unwrap()
+            .release()
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -442,10 +456,18 @@ mod tests {
             host: "elsewhere".into(),
             ..gone.clone()
         };
-        assert!(write_entry(&store, 2, &elsewhere, "held", until).await.unwrap());
+        assert!(
+            write_entry(&store, 2, &elsewhere, "held", until)
+                .await
+                .unwrap()
+        );
         assert!(Lease::acquire(store.clone(), "stedi run").await.is_err());
         assert!(write_entry(&store, 3, &gone, "held", until).await.unwrap());
-        Lease::acquire(store, "stedi run").await.unwrap().release().await;
+        Lease::acquire(store, "stedi run")
+            .await
+            .unwrap()
+            .release()
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -50,10 +50,39 @@ pub struct Lakehouse {
     notices: Arc<Mutex<Vec<String>>>,
 }
 
+/// How to reach a lakehouse's storage and secrets: what the environment says by
+/// default (`AWS_*`, `STEDI_SECRETS`), or given by a program that opens several
+/// lakehouses with different settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Storage options: the `AWS_*` variables, lower-cased (`aws_endpoint_url`, …).
+    pub storage: HashMap<String, String>,
+    /// The folder of the secrets, instead of the lakehouse's default place.
+    pub secrets: Option<std::path::PathBuf>,
+}
+
+impl Settings {
+    /// The settings the environment gives the lakehouse at `location`.
+    pub fn from_env(location: &str) -> Result<Settings> {
+        let url = store::location_url(location)?;
+        Ok(Settings {
+            storage: store::storage_options(&url),
+            secrets: std::env::var_os(secrets::SECRETS_VARIABLE)
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
+        })
+    }
+}
+
 impl Lakehouse {
     /// Opens an existing lakehouse; a location without one is a user mistake with a hint.
     pub async fn open(location: &str) -> Result<Self> {
-        let lakehouse = Self::at(location).await?;
+        Self::open_with(location, Settings::from_env(location)?).await
+    }
+
+    /// [`Lakehouse::open`] with the given settings instead of the environment's.
+    pub async fn open_with(location: &str, settings: Settings) -> Result<Self> {
+        let lakehouse = Self::at(location, settings).await?;
         match lakehouse.store.head(&layout::marker()).await {
             Ok(_) => Ok(lakehouse),
             Err(object_store::Error::NotFound { .. }) => {
@@ -65,20 +94,35 @@ impl Lakehouse {
                     location: location.to_string(),
                 })
             }
-            Err(e) => Err(lakehouse.unusable(&e)),
+            Err(e) => Err(lakehouse.unusable_after(&e).await),
+        }
+    }
+
+    /// [`Lakehouse::unusable`] for a failed HEAD, which carries no body and so no error
+    /// code (a 403 could be refused credentials or a missing permission): a listing's
+    /// error says which.
+    async fn unusable_after(&self, head: &object_store::Error) -> StediError {
+        match self.store.list_with_delimiter(None).await {
+            Err(listed) => self.unusable(&listed),
+            Ok(_) => self.unusable(head),
         }
     }
 
     /// Opens a lakehouse, creating it (its marker file) when the location holds none.
     pub async fn create(location: &str) -> Result<Self> {
-        let lakehouse = Self::at(location).await?;
+        Self::create_with(location, Settings::from_env(location)?).await
+    }
+
+    /// [`Lakehouse::create`] with the given settings instead of the environment's.
+    pub async fn create_with(location: &str, settings: Settings) -> Result<Self> {
+        let lakehouse = Self::at(location, settings).await?;
         match lakehouse.store.head(&layout::marker()).await {
             Ok(_) => {}
             Err(e) => {
                 if !matches!(e, object_store::Error::NotFound { .. })
                     && crate::error::explain_storage(&crate::error::error_chain(&e)).is_some()
                 {
-                    return Err(lakehouse.unusable(&e));
+                    return Err(lakehouse.unusable_after(&e).await);
                 }
                 let marker = serde_json::json!({
                     "format": 1,
@@ -93,11 +137,14 @@ impl Lakehouse {
         Ok(lakehouse)
     }
 
-    async fn at(location: &str) -> Result<Self> {
+    async fn at(location: &str, settings: Settings) -> Result<Self> {
         let url = store::location_url(location)?;
-        let options = store::storage_options(&url);
+        let options = settings.storage;
         let storage = store::open(&url, &options).await?;
-        let secrets = Secrets::for_lakehouse(&url, &storage.kind, &storage.store)?;
+        let secrets = match settings.secrets {
+            Some(dir) => Secrets::Folder(dir),
+            None => Secrets::for_lakehouse(&url, &storage.kind, &storage.store)?,
+        };
         Ok(Lakehouse {
             location: location.to_string(),
             url,
@@ -243,7 +290,10 @@ impl Lakehouse {
             })?;
         }
         let err = |e| StediError::delta(&table.name, e);
-        let mut handle = self.delta_builder(url).and_then(|b| b.build()).map_err(err)?;
+        let mut handle = self
+            .delta_builder(url)
+            .and_then(|b| b.build())
+            .map_err(err)?;
         match handle.load().await {
             Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(handle),
             Err(e) => Err(err(e)),
@@ -274,7 +324,11 @@ impl Lakehouse {
 
     /// The error for a write that failed: the storage's problem in words when it is a
     /// known one (no bucket, no permission), else what could not be written and why.
-    pub fn write_error(&self, path: &object_store::path::Path, e: &object_store::Error) -> StediError {
+    pub fn write_error(
+        &self,
+        path: &object_store::path::Path,
+        e: &object_store::Error,
+    ) -> StediError {
         let text = crate::error::error_chain(e);
         match crate::error::explain_storage(&text) {
             Some((reason, hint)) => StediError::StorageUnusable {

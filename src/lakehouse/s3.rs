@@ -54,23 +54,29 @@ pub async fn bucket_store(
     let sdk = loader.load().await;
 
     let bucket_url = format!("s3://{}", url.host_str().unwrap_or_default());
-    let mut builder = AmazonS3Builder::new().with_url(bucket_url).with_client_options(
-        ClientOptions::new()
-            .with_timeout(Duration::from_secs(120))
-            .with_connect_timeout(Duration::from_secs(5)),
-    );
+    let mut builder = AmazonS3Builder::new()
+        .with_url(bucket_url)
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(Duration::from_secs(120))
+                .with_connect_timeout(Duration::from_secs(5)),
+        );
     for (key, value) in options {
         // `AWS_PROFILE` and other settings of the SDK alone are not object_store's.
         if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
             builder = builder.with_config(key, value.clone());
         }
     }
-    if builder.get_config_value(&AmazonS3ConfigKey::Region).is_none()
+    if builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .is_none()
         && let Some(region) = sdk.region()
     {
         builder = builder.with_region(region.as_ref());
     }
-    if builder.get_config_value(&AmazonS3ConfigKey::Endpoint).is_none()
+    if builder
+        .get_config_value(&AmazonS3ConfigKey::Endpoint)
+        .is_none()
         && let Some(endpoint) = sdk.endpoint_url()
     {
         builder = builder.with_endpoint(endpoint);

@@ -46,11 +46,8 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// The place for the lakehouse at `url`: `STEDI_SECRETS` when set, else its default.
+    /// The default place for the lakehouse at `url` (when `STEDI_SECRETS` names none).
     pub fn for_lakehouse(url: &Url, kind: &Kind, store: &Arc<dyn ObjectStore>) -> Result<Self> {
-        if let Some(dir) = std::env::var_os(SECRETS_VARIABLE).filter(|d| !d.is_empty()) {
-            return Ok(Secrets::Folder(PathBuf::from(dir)));
-        }
         match kind {
             Kind::Local(root) => Ok(Secrets::Folder(root.join("_stedi"))),
             Kind::Memory => Ok(Secrets::Store(store.clone())),
@@ -143,10 +140,13 @@ impl Secrets {
         if created {
             return Ok((secret.to_vec(), true));
         }
-        let existing = self.read(name).await?.ok_or_else(|| StediError::BadSecret {
-            path: self.location(name),
-            reason: "it disappeared while it was being created".into(),
-        })?;
+        let existing = self
+            .read(name)
+            .await?
+            .ok_or_else(|| StediError::BadSecret {
+                path: self.location(name),
+                reason: "it disappeared while it was being created".into(),
+            })?;
         Ok((existing, false))
     }
 
@@ -159,9 +159,7 @@ impl Secrets {
                 create_file(dir, name, text.as_bytes(), true)?;
             }
             Secrets::Store(store) => {
-                store
-                    .put(&store_path(name), PutPayload::from(text))
-                    .await?;
+                store.put(&store_path(name), PutPayload::from(text)).await?;
             }
         }
         Ok(())

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use super::requests::Requests;
@@ -127,7 +127,11 @@ pub async fn open(url: &Url, options: &HashMap<String, String>) -> Result<Storag
                 Kind::Local(path),
             )
         }
-        "memory" => (Arc::new(InMemory::new()), url.path().to_string(), Kind::Memory),
+        "memory" => (
+            Arc::new(InMemory::new()),
+            url.path().to_string(),
+            Kind::Memory,
+        ),
         "s3" | "s3a" => {
             let bucket = url
                 .host_str()
@@ -155,6 +159,55 @@ pub async fn open(url: &Url, options: &HashMap<String, String>) -> Result<Storag
     })
 }
 
+/// An object written in parts (a large landed file, a rewritten raw file): it appears
+/// only when [`PartsUpload::finish`] completes it, and an upload that fails or is given up
+/// is aborted, so that no parts are left behind (S3 keeps, and bills, the parts of an
+/// upload never completed nor aborted).
+pub struct PartsUpload {
+    writer: object_store::WriteMultipart,
+}
+
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+impl PartsUpload {
+    /// Starts an upload of `path` in parts of `part_size` bytes.
+    pub async fn start(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        part_size: usize,
+    ) -> object_store::Result<PartsUpload> {
+        let upload = store.put_multipart(path).await?;
+        Ok(PartsUpload {
+            writer: object_store::WriteMultipart::new_with_chunk_size(upload, part_size),
+        })
+    }
+
+    /// Adds bytes, waiting while too many parts are in flight.
+    pub async fn write(&mut self, bytes: &[u8]) -> object_store::Result<()> {
+        self.writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.writer.write(bytes);
+        Ok(())
+    }
+
+    /// Completes the object; aborts the upload when a part failed.
+    pub async fn finish(mut self) -> object_store::Result<()> {
+        if let Err(e) = self.writer.wait_for_capacity(0).await {
+            let _ = self.writer.abort().await;
+            return Err(e);
+        }
+        // A failed completion aborts the upload itself.
+        self.writer.finish().await.map(|_| ())
+    }
+
+    /// Gives the upload up, deleting its parts.
+    pub async fn abort(self) {
+        if let Err(e) = self.writer.abort().await {
+            tracing::debug!("cannot abort an upload: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +229,134 @@ mod tests {
     fn unknown_schemes_are_refused_with_the_scheme_named() {
         let err = location_url("ftp://host/x").unwrap_err();
         assert!(err.to_string().contains("`ftp://`"), "{err}");
+    }
+
+    /// A store whose uploads fail at their second part, remembering aborts.
+    #[derive(Debug)]
+    struct FailingParts {
+        inner: Arc<dyn ObjectStore>,
+        aborted: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl std::fmt::Display for FailingParts {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("FailingParts")
+        }
+    }
+
+    #[derive(Debug)]
+    struct FailingUpload {
+        parts: usize,
+        aborted: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::MultipartUpload for FailingUpload {
+        fn put_part(&mut self, _data: object_store::PutPayload) -> object_store::UploadPart {
+            self.parts += 1;
+            let fail = self.parts == 2;
+            Box::pin(async move {
+                if fail {
+                    Err(object_store::Error::Generic {
+                        store: "test",
+                        source: "503 SlowDown".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        async fn complete(&mut self) -> object_store::Result<object_store::PutResult> {
+            panic!("an upload with a failed part must not complete")
+        }
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.aborted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for FailingParts {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            _location: &Path,
+            _opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            Ok(Box::new(FailingUpload {
+                parts: 0,
+                aborted: self.aborted.clone(),
+            }))
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_whose_part_fails_is_aborted_not_left_behind() {
+        let aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store: Arc<dyn ObjectStore> = Arc::new(FailingParts {
+            inner: Arc::new(InMemory::new()),
+            aborted: aborted.clone(),
+        });
+        let mut upload = PartsUpload::start(&store, &Path::from("big.json"), 8)
+            .await
+            .unwrap();
+        let mut failed = None;
+        for chunk in [b"0123456789", b"0123456789", b"0123456789"] {
+            if let Err(e) = upload.write(chunk).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let result = match failed {
+            Some(e) => {
+                upload.abort().await;
+                Err(e)
+            }
+            None => upload.finish().await,
+        };
+        assert!(result.unwrap_err().to_string().contains("SlowDown"));
+        assert!(aborted.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

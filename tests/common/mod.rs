@@ -12,26 +12,46 @@ use stedi::lakehouse::Lakehouse;
 use stedi::models::ConsentPolicy;
 use stedi::progress::Progress;
 
-/// A lakehouse in a temporary folder, removed when dropped.
+pub mod s3;
+
+/// A lakehouse in a temporary folder (or under a fresh prefix of the test bucket), with a
+/// scratch folder beside it for files to land; the folder is removed when dropped.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
     pub lakehouse: Lakehouse,
+    location: String,
 }
 
 impl Scratch {
     pub async fn new() -> Scratch {
         let dir = tempfile::tempdir().unwrap();
-        let location = dir.path().join("lakehouse");
-        let lakehouse = Lakehouse::create(location.to_str().unwrap()).await.unwrap();
-        Scratch { dir, lakehouse }
+        let location = dir.path().join("lakehouse").to_string_lossy().into_owned();
+        let lakehouse = Lakehouse::create(&location).await.unwrap();
+        Scratch {
+            dir,
+            lakehouse,
+            location,
+        }
     }
 
+    /// A new lakehouse under a fresh prefix of the test bucket, its secrets in the
+    /// scratch folder.
+    pub async fn on_s3(s3: &s3::S3, name: &str) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let location = s3.location(name);
+        let lakehouse = Lakehouse::create_with(&location, s3.settings(dir.path()))
+            .await
+            .unwrap();
+        Scratch {
+            dir,
+            lakehouse,
+            location,
+        }
+    }
+
+    /// The location, as given to `--lakehouse`.
     pub fn location(&self) -> String {
-        self.dir
-            .path()
-            .join("lakehouse")
-            .to_string_lossy()
-            .into_owned()
+        self.location.clone()
     }
 
     /// Uses the customer-key secret of `other`, so that two lakehouses built from the same
