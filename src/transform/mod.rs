@@ -351,6 +351,11 @@ fn register_staged(
     id: &TableId,
     files: &StagedFiles,
 ) -> Result<()> {
-    let paths: Vec<String> = files.adds.iter().map(|add| add.path.clone()).collect();
-    delta::register_paths(ctx, lakehouse, id, &paths, files.schema.clone())
+    delta::register_data_files(
+        ctx,
+        lakehouse,
+        id,
+        &files.data_files(),
+        files.schema.clone(),
+    )
 }

@@ -19,7 +19,6 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
     DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
@@ -28,8 +27,8 @@ use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBat
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 
+use crate::delta::SnapshotFiles;
 use crate::error::{Result, StediError};
 use crate::models::Grain;
 
@@ -101,7 +100,7 @@ impl Slices {
             return Ok(rows);
         }
         let any: &dyn std::any::Any = provider.as_ref();
-        let read = match (any.downcast_ref::<ListingTable>(), restriction.customers) {
+        let read = match (any.downcast_ref::<SnapshotFiles>(), restriction.customers) {
             (Some(files), Some((column, keys))) => {
                 read_files(ctx, files, provider.schema(), column, keys).await?
             }
@@ -130,7 +129,7 @@ type Keys = HashSet<String, ahash::RandomState>;
 /// column, its rows do not fit `schema`, or they are more than [`MAX_SLICE_BYTES`].
 async fn read_files(
     ctx: &SessionContext,
-    table: &ListingTable,
+    table: &SnapshotFiles,
     schema: SchemaRef,
     column: &str,
     keys: &[String],
@@ -140,17 +139,16 @@ async fn read_files(
         return Ok(None);
     }
     let keys: Arc<Keys> = Arc::new(keys.iter().cloned().collect());
-    let runtime = ctx.runtime_env();
-    let mut files = Vec::with_capacity(table.table_paths().len());
-    for url in table.table_paths() {
-        let store = runtime.object_store(url.object_store())?;
-        files.push((store, url.prefix().clone()));
-    }
+    let store = ctx.runtime_env().object_store(table.store_url())?;
+    let files: Vec<_> = table
+        .files()
+        .map(|(path, size)| (store.clone(), path, size))
+        .collect();
     let column = column.to_string();
     let mut reads = futures::stream::iter(files)
-        .map(|(store, path)| {
+        .map(|(store, path, size)| {
             let (keys, column, schema) = (keys.clone(), column.clone(), schema.clone());
-            async move { read_file(store, path, &column, &keys, schema).await }
+            async move { read_file(store, path, size, &column, &keys, schema).await }
         })
         .buffer_unordered(FILES_AT_ONCE);
     let (mut batches, mut bytes) = (Vec::new(), 0usize);
@@ -172,6 +170,7 @@ async fn read_files(
 async fn read_file(
     store: Arc<dyn object_store::ObjectStore>,
     path: object_store::path::Path,
+    size: u64,
     column: &str,
     keys: &Keys,
     schema: SchemaRef,
@@ -179,7 +178,8 @@ async fn read_file(
     let parquet = |e: datafusion::parquet::errors::ParquetError| {
         StediError::from(datafusion::error::DataFusionError::from(e))
     };
-    let file = PartitionedFile::from(store.head(&path).await?);
+    // The log knows the file's size: no request to ask for it.
+    let file = PartitionedFile::new(path.to_string(), size);
     let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(store)
         .create_reader(0, file, Some(FOOTER_HINT), &ExecutionPlanMetricsSet::new())?;
     let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
@@ -302,8 +302,6 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{ListingOptions, ListingTableConfig, ListingTableUrl};
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::file::properties::WriterProperties;
 
@@ -337,16 +335,22 @@ mod tests {
         url::Url::from_file_path(&path).unwrap().to_string()
     }
 
+    /// The data files (URLs of one folder) as a table, as a snapshot registers them.
     fn files_table(urls: &[String]) -> Arc<dyn TableProvider> {
-        let urls = urls
+        let first = url::Url::parse(&urls[0]).unwrap();
+        let folder = first.join("./").unwrap();
+        let files: Vec<crate::delta::DataFile> = urls
             .iter()
-            .map(|u| ListingTableUrl::parse(u).unwrap())
+            .map(|u| {
+                let path = url::Url::parse(u).unwrap().to_file_path().unwrap();
+                crate::delta::DataFile {
+                    path: path.file_name().unwrap().to_string_lossy().into_owned(),
+                    size: std::fs::metadata(&path).unwrap().len(),
+                    stats: None,
+                }
+            })
             .collect();
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(schema());
-        Arc::new(ListingTable::try_new(config).unwrap())
+        Arc::new(SnapshotFiles::new(&folder, &files, schema()).unwrap())
     }
 
     async fn users_of(ctx: &SessionContext, rows: Arc<dyn TableProvider>) -> Vec<String> {
@@ -399,7 +403,7 @@ mod tests {
         let any: &dyn std::any::Any = rows.as_ref();
         assert!(any.is::<MemTable>(), "the slice is kept in memory");
         let files: &dyn std::any::Any = table.as_ref();
-        let files = files.downcast_ref::<ListingTable>().unwrap();
+        let files = files.downcast_ref::<SnapshotFiles>().unwrap();
         let read = read_files(&ctx, files, schema(), "user", &keys)
             .await
             .unwrap();

@@ -6,6 +6,8 @@
 //! application transaction in the same commit), and lets files written elsewhere (a
 //! cluster's executors) be committed from one place.
 
+pub mod files;
+
 use std::collections::HashMap;
 
 use arrow::array::BooleanArray;
@@ -29,6 +31,7 @@ use crate::data_file::{DataFileSpec, DataFileWriter};
 use crate::error::{Result, StediError};
 use crate::lakehouse::Lakehouse;
 use crate::lakehouse::layout::TableId;
+pub use files::{DataFile, SnapshotFiles};
 
 /// Files roll over at this size, so a large table is many files that scan in parallel.
 const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -460,14 +463,15 @@ pub fn row_count(table: &DeltaTable) -> Option<u64> {
 }
 
 /// Registers a table's current version in a session as the list of its Parquet data
-/// files, read by DataFusion's own Parquet scan.
+/// files, read by DataFusion's own Parquet scan (see [`files`]).
 ///
 /// Every stedi table is plain Parquet under a Delta log (no partitions, deletion vectors
 /// or column mapping), so its files are the whole table. A query that names a few
 /// customers then costs what pruning them costs: each row group's Bloom filter and
 /// statistics decide whether it is read, without evaluating the filter against the
 /// statistics of every file in the log first (which costs more than the scan for a long
-/// `IN` list). It is also how a cluster reads a Delta table.
+/// `IN` list). The log gives each file's size and statistics, so no file is asked about
+/// before it is read. It is also how a cluster reads a Delta table.
 pub async fn register_files(
     ctx: &datafusion::prelude::SessionContext,
     lakehouse: &Lakehouse,
@@ -478,63 +482,58 @@ pub async fn register_files(
     table.update_datafusion_session(&ctx.state()).map_err(err)?;
     let snapshot = table.snapshot().map_err(err)?;
     let schema = snapshot.snapshot().arrow_schema();
-    let paths: Vec<String> = snapshot
+    let files: Vec<DataFile> = snapshot
         .snapshot()
         .file_views(table.log_store().as_ref(), None)
-        .map_ok(|f| f.path().into_owned())
+        .map_ok(|f| DataFile {
+            path: f.path().into_owned(),
+            size: f.size().max(0) as u64,
+            stats: f.stats(),
+        })
         .try_collect()
         .await
         .map_err(err)?;
-    register_paths(ctx, lakehouse, id, &paths, schema)
+    register_data_files(ctx, lakehouse, id, &files, schema)
 }
 
-/// Registers the given data files of `id` (paths relative to the table's folder) in a
-/// session under the table's name, replacing what was registered under it.
-pub fn register_paths(
+/// Registers the given data files of `id` in a session under the table's name, replacing
+/// what was registered under it.
+pub fn register_data_files(
     ctx: &datafusion::prelude::SessionContext,
     lakehouse: &Lakehouse,
     id: &TableId,
-    paths: &[String],
+    files: &[DataFile],
     schema: SchemaRef,
 ) -> Result<()> {
-    let provider = files_table(lakehouse, id, paths, schema)?;
+    let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+        std::sync::Arc::new(datafusion::datasource::empty::EmptyTable::new(schema))
+    } else {
+        std::sync::Arc::new(
+            SnapshotFiles::new(&lakehouse.table_url(id), files, schema).map_err(|e| {
+                StediError::Model {
+                    model: id.name.clone(),
+                    message: e.to_string(),
+                }
+            })?,
+        )
+    };
     ctx.deregister_table(&id.name)?;
     ctx.register_table(&id.name, provider)?;
     Ok(())
 }
 
-/// A table of the given data files of `id` (paths relative to the table's folder).
-fn files_table(
-    lakehouse: &Lakehouse,
-    id: &TableId,
-    paths: &[String],
-    schema: SchemaRef,
-) -> Result<std::sync::Arc<dyn datafusion::catalog::TableProvider>> {
-    use datafusion::datasource::empty::EmptyTable;
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{
-        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-    };
-    if paths.is_empty() {
-        return Ok(std::sync::Arc::new(EmptyTable::new(schema)));
+impl StagedFiles {
+    /// The staged files as data files of their table, to read before they are committed.
+    pub fn data_files(&self) -> Vec<DataFile> {
+        self.adds
+            .iter()
+            .map(|add| DataFile {
+                path: add.path.clone(),
+                size: add.size.max(0) as u64,
+                stats: add.stats.clone(),
+            })
+            .collect()
     }
-    let root = lakehouse.table_url(id);
-    let urls = paths
-        .iter()
-        .map(|path| {
-            let url = root.join(path).map_err(|e| StediError::Model {
-                model: id.name.clone(),
-                message: format!("bad data file path `{path}`: {e}"),
-            })?;
-            Ok(ListingTableUrl::parse(url.as_str())?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    Ok(std::sync::Arc::new(ListingTable::try_new(config)?))
 }
 
 /// Registers a table's current version in a session under `name`, read through delta-rs.
